@@ -1,0 +1,202 @@
+//! The HTTP API.
+//!
+//! | route | answer |
+//! |---|---|
+//! | `POST /v1/sessions/{sid}/messages` `{message_id, content}` | 202 `{message_id, status}` |
+//! | `POST /v1/sessions/{sid}/messages/{mid}/cancel` | 200 `{status}`, or 404 `{"status":"not_found"}` |
+//! | `GET /v1/sessions/{sid}/messages/{mid}` | 200 `{state, last_seq, text, error?, usage?}` or 404 |
+//! | `GET /healthz` | 200 while the process runs |
+//! | `GET /readyz` | 200 when Redis answers and the service takes messages, else 503 |
+//!
+//! Errors are `{"error": {code, message}}` with a stable code.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse, ResponseError};
+use shared_proto::api::{ApiError, CancelResponse, StartMessageRequest, StartMessageResponse};
+use shared_proto::{CancelStatus, ErrorBody, ErrorCode};
+use store::{Feed, MessageRef, StoreError};
+use uuid::Uuid;
+
+use crate::service::{Service, Started};
+
+/// Largest accepted request body.
+const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// What the handlers share.
+pub struct ApiState {
+    pub service: Arc<Service>,
+    pub feed: Arc<dyn Feed>,
+}
+
+/// An API error with its HTTP status.
+#[derive(Debug, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct HttpError {
+    status: StatusCode,
+    code: ErrorCode,
+    message: String,
+}
+
+impl HttpError {
+    fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
+        HttpError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<StoreError> for HttpError {
+    fn from(e: StoreError) -> Self {
+        tracing::warn!(error = %e, "store error");
+        HttpError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::StoreUnavailable,
+            "the store (Redis) is unavailable",
+        )
+    }
+}
+
+impl ResponseError for HttpError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status).json(ApiError {
+            error: ErrorBody::new(self.code, self.message.clone()),
+        })
+    }
+}
+
+fn parse_id(s: &str, what: &str) -> Result<Uuid, HttpError> {
+    Uuid::parse_str(s).map_err(|_| {
+        HttpError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidMessageId,
+            format!("{what} is not a UUID"),
+        )
+    })
+}
+
+/// Registers the routes on an actix app.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(MAX_BODY_BYTES)
+            .error_handler(|err, _req| {
+                let message = err.to_string();
+                HttpError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidFrame, message).into()
+            }),
+    )
+    .route("/healthz", web::get().to(healthz))
+    .route("/readyz", web::get().to(readyz))
+    .route("/metrics", web::get().to(metrics_route))
+    .route(
+        "/v1/sessions/{session_id}/messages",
+        web::post().to(start_message),
+    )
+    .route(
+        "/v1/sessions/{session_id}/messages/{message_id}",
+        web::get().to(get_message),
+    )
+    .route(
+        "/v1/sessions/{session_id}/messages/{message_id}/cancel",
+        web::post().to(cancel_message),
+    );
+}
+
+async fn metrics_route(state: web::Data<ApiState>) -> HttpResponse {
+    metrics::gauge!("ai_generations_running").set(state.service.running() as f64);
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(service_kit::render_metrics())
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain").body("ok")
+}
+
+async fn readyz(state: web::Data<ApiState>) -> HttpResponse {
+    if state.service.is_draining() {
+        return HttpResponse::ServiceUnavailable().body("draining");
+    }
+    if !state.feed.is_connected() {
+        return HttpResponse::ServiceUnavailable().body("redis subscriber disconnected");
+    }
+    match tokio::time::timeout(Duration::from_secs(1), state.service.store().ping()).await {
+        Ok(Ok(())) => HttpResponse::Ok().content_type("text/plain").body("ready"),
+        Ok(Err(e)) => HttpResponse::ServiceUnavailable().body(format!("redis: {e}")),
+        Err(_) => HttpResponse::ServiceUnavailable().body("redis: timeout"),
+    }
+}
+
+async fn start_message(
+    state: web::Data<ApiState>,
+    path: web::Path<String>,
+    body: web::Json<StartMessageRequest>,
+) -> Result<HttpResponse, HttpError> {
+    let session_id = parse_id(&path, "session_id")?;
+    let StartMessageRequest {
+        message_id,
+        content,
+    } = body.into_inner();
+    if content.trim().is_empty() {
+        return Err(HttpError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::EmptyContent,
+            "content is empty",
+        ));
+    }
+    let msg = MessageRef::new(session_id, message_id);
+    match state.service.start_message(msg, content).await? {
+        Started::Accepted(status) => {
+            Ok(HttpResponse::Accepted().json(StartMessageResponse { message_id, status }))
+        }
+        Started::ShuttingDown => Err(HttpError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::ShuttingDown,
+            "this replica is shutting down; retry on another",
+        )),
+    }
+}
+
+async fn cancel_message(
+    state: web::Data<ApiState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, HttpError> {
+    let msg = MessageRef::new(
+        parse_id(&path.0, "session_id")?,
+        parse_id(&path.1, "message_id")?,
+    );
+    let status = state.service.cancel(msg).await?;
+    metrics::counter!("ai_cancels_total", "status" => status.as_str()).increment(1);
+    let code = if status == CancelStatus::NotFound {
+        StatusCode::NOT_FOUND
+    } else {
+        StatusCode::OK
+    };
+    Ok(HttpResponse::build(code).json(CancelResponse { status }))
+}
+
+async fn get_message(
+    state: web::Data<ApiState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, HttpError> {
+    let msg = MessageRef::new(
+        parse_id(&path.0, "session_id")?,
+        parse_id(&path.1, "message_id")?,
+    );
+    match state.service.view(msg).await? {
+        Some(view) => Ok(HttpResponse::Ok().json(view)),
+        None => Err(HttpError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::ResumeUnavailable,
+            "no such message (unknown, or expired)",
+        )),
+    }
+}

@@ -1,0 +1,15 @@
+//! The ai-service: runs generations and writes them, chunk by chunk, into the store.
+//!
+//! - [`service`]: the operations (start, cancel, view, drain), independent of HTTP;
+//! - [`generation`]: one generation's loop (provider → coalesced chunks → store);
+//! - [`registry`]: the generations this replica runs and how to stop each;
+//! - [`provider`]: where tokens come from (demo, OpenAI-compatible);
+//! - [`api`]: the HTTP API; [`config`]: settings.
+
+pub mod api;
+pub mod config;
+pub mod generation;
+pub mod provider;
+pub mod registry;
+pub mod server;
+pub mod service;

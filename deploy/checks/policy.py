@@ -1,0 +1,229 @@
+#!/usr/bin/env python3
+"""Deployment rules that schemas cannot express (run by deploy/validate.sh).
+
+  policy.py compose RESOLVED.json SOURCE.yaml   # `docker compose config --format json` + source
+  policy.py k8s RENDERED.yaml...                 # one complete set of manifests per file
+
+Each rule exists because breaking it fails only in production: a drain longer than the grace
+period, a secret in plain `environment:`, a Service whose selector matches no pod, ...
+Prints one line per problem; exit status 1 if there is any.
+"""
+import json
+import re
+import sys
+
+import yaml
+
+APPS = {  # our two binaries: address variable and port
+    "gateway": ("GATEWAY_ADDR", 8080),
+    "ai-service": ("AI_ADDR", 8081),
+}
+SECRET_KEYS = {"AUTH_SECRET", "AI_SERVICE_TOKEN", "OPENAI_API_KEY"}
+problems = []
+
+
+def problem(where, what):
+    problems.append(f"{where}: {what}")
+
+
+def seconds(value):
+    """'500ms', '30s', '10m', '1h', '1m30s' or a number of seconds -> float."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", str(value))
+    if not parts or "".join(n + u for n, u in parts) != str(value).replace(" ", ""):
+        raise ValueError(f"unparsable duration {value!r}")
+    scale = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+    return sum(float(n) * scale[u] for n, u in parts)
+
+
+def port_of(addr):
+    return int(str(addr).rsplit(":", 1)[1])
+
+
+# ------------------------------------------------------------------------------ compose --
+def check_compose(resolved_path, source_path):
+    services = json.load(open(resolved_path))["services"]
+    source = yaml.safe_load(open(source_path))["services"]
+    for name in ("redis", "lb", *APPS):
+        if name not in services:
+            problem("compose", f"service {name!r} missing")
+    for name, svc in services.items():
+        where = f"compose {name}"
+        hc = svc.get("healthcheck") or {}
+        if hc.get("disable") or not hc.get("test"):
+            problem(where, "no healthcheck")
+        env_src = (source.get(name) or {}).get("environment") or {}
+        if isinstance(env_src, list):
+            env_src = dict(item.partition("=")[::2] for item in env_src)
+        leaked = SECRET_KEYS & set(env_src)
+        if leaked:
+            problem(where, f"secrets in environment: (use the env_file): {sorted(leaked)}")
+    for name, (addr_var, port) in APPS.items():
+        svc = services.get(name)
+        if not svc:
+            continue
+        where = f"compose {name}"
+        env = svc.get("environment") or {}
+        if env.get(addr_var) != f"0.0.0.0:{port}":
+            problem(where, f"{addr_var} must be 0.0.0.0:{port}, is {env.get(addr_var)!r}")
+        if (svc.get("deploy") or {}).get("replicas", 1) < 2:
+            problem(where, "fewer than 2 replicas")
+        if not (source.get(name) or {}).get("env_file"):  # resolved output inlines it
+            problem(where, "no env_file for secrets")
+        test = " ".join((svc.get("healthcheck") or {}).get("test") or [])
+        if f":{port}/" not in test:
+            problem(where, f"healthcheck does not probe port {port}: {test}")
+        grace = seconds(svc.get("stop_grace_period", "10s"))
+        drain = seconds(env.get("SHUTDOWN_TIMEOUT") or "30s")
+        if grace <= drain:
+            problem(where, f"stop_grace_period {grace:g}s must exceed SHUTDOWN_TIMEOUT {drain:g}s")
+    redis_cmd = " ".join(services.get("redis", {}).get("command") or [])
+    if "--appendonly no" not in redis_cmd or "--save" not in redis_cmd:
+        problem("compose redis", f"persistence not disabled: {redis_cmd!r}")
+
+
+# ---------------------------------------------------------------------------------- k8s --
+def check_k8s(path):
+    docs = [d for d in yaml.safe_load_all(open(path)) if d]
+    by_kind = {}
+    for d in docs:
+        by_kind.setdefault(d["kind"], {})[d["metadata"]["name"]] = d
+    deployments = by_kind.get("Deployment", {})
+    services = by_kind.get("Service", {})
+    configmaps = by_kind.get("ConfigMap", {})
+    secrets = by_kind.get("Secret", {})
+    hpas = {h["spec"]["scaleTargetRef"]["name"]: h for h in by_kind.get("HorizontalPodAutoscaler", {}).values()}
+    pdbs = list(by_kind.get("PodDisruptionBudget", {}).values())
+    secret_names = set()
+
+    def matches(selector, labels):
+        return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+    for app in APPS:
+        if app not in deployments:
+            problem(path, f"Deployment {app!r} missing")
+    for name, dep in deployments.items():
+        where = f"{path} Deployment/{name}"
+        spec = dep["spec"]
+        pod = spec["template"]["spec"]
+        labels = spec["template"]["metadata"].get("labels", {})
+        if not matches(spec["selector"].get("matchLabels"), labels):
+            problem(where, "selector does not match the pod labels")
+        psc = pod.get("securityContext") or {}
+        if psc.get("runAsNonRoot") is not True:
+            problem(where, "pod securityContext.runAsNonRoot is not true")
+        if (psc.get("seccompProfile") or {}).get("type") != "RuntimeDefault":
+            problem(where, "pod seccompProfile is not RuntimeDefault")
+        for c in pod["containers"]:
+            cwhere = f"{where} container {c['name']}"
+            csc = c.get("securityContext") or {}
+            if csc.get("allowPrivilegeEscalation") is not False:
+                problem(cwhere, "allowPrivilegeEscalation is not false")
+            if csc.get("readOnlyRootFilesystem") is not True:
+                problem(cwhere, "readOnlyRootFilesystem is not true")
+            if "ALL" not in ((csc.get("capabilities") or {}).get("drop") or []):
+                problem(cwhere, "capabilities.drop lacks ALL")
+            res = c.get("resources") or {}
+            for need in ("requests.cpu", "requests.memory", "limits.memory"):
+                section, key = need.split(".")
+                if key not in (res.get(section) or {}):
+                    problem(cwhere, f"resources.{need} not set")
+            if not c.get("readinessProbe") or not c.get("livenessProbe"):
+                problem(cwhere, "readiness and liveness probes required")
+            for ref in c.get("envFrom") or []:
+                cm = (ref.get("configMapRef") or {}).get("name")
+                if cm and cm not in configmaps:
+                    problem(cwhere, f"envFrom ConfigMap {cm!r} not in the manifests")
+            env = {e["name"]: e for e in c.get("env") or []}
+            for e in env.values():
+                ref = (e.get("valueFrom") or {}).get("secretKeyRef")
+                if not ref:
+                    continue
+                secret_names.add(ref["name"])
+                if ref["name"] in secrets and not ref.get("optional"):
+                    s = secrets[ref["name"]]
+                    keys = set(s.get("data") or {}) | set(s.get("stringData") or {})
+                    if ref["key"] not in keys:
+                        problem(cwhere, f"required key {ref['key']!r} missing from Secret {ref['name']!r}")
+                if e["name"] in ("REDIS_URL", "AUTH_SECRET") and ref.get("optional"):
+                    problem(cwhere, f"{e['name']} must not be optional")
+            leaked = {n for n in SECRET_KEYS if n in env and "value" in env[n]}
+            if leaked:
+                problem(cwhere, f"secrets as plain values: {sorted(leaked)}")
+        if name not in APPS:
+            continue
+        addr_var, port = APPS[name]
+        c = next(c for c in pod["containers"] if c["name"] == name)
+        env = {e["name"]: e.get("value") for e in c.get("env") or []}
+        if env.get(addr_var) != f"0.0.0.0:{port}":
+            problem(where, f"{addr_var} must be 0.0.0.0:{port}")
+        if [p["containerPort"] for p in c.get("ports", [])] != [port]:
+            problem(where, f"containerPort must be {port}")
+        if c["readinessProbe"].get("httpGet", {}).get("path") != "/readyz":
+            problem(where, "readinessProbe must be GET /readyz")
+        if c["livenessProbe"].get("httpGet", {}).get("path") != "/healthz":
+            problem(where, "livenessProbe must be GET /healthz")
+        cmd = ((c.get("lifecycle") or {}).get("preStop") or {}).get("exec", {}).get("command") or []
+        if len(cmd) != 2 or cmd[0] != "sleep":
+            problem(where, "preStop must be `sleep N`")
+            continue
+        budget = int(cmd[1]) + seconds(env.get("SHUTDOWN_TIMEOUT") or "30s")
+        grace = pod.get("terminationGracePeriodSeconds", 30)
+        if grace < budget + 10:
+            problem(where, f"terminationGracePeriodSeconds {grace} < preStop + SHUTDOWN_TIMEOUT + 10s ({budget + 10:g})")
+        if name not in hpas:
+            problem(where, "no HorizontalPodAutoscaler")
+        elif "replicas" in spec:
+            problem(where, "sets replicas although an HPA owns it (every apply would reset the count)")
+        elif hpas[name]["spec"].get("minReplicas", 1) < 2:
+            problem(where, "HPA minReplicas < 2")
+        if not any(matches(p["spec"]["selector"].get("matchLabels"), labels) for p in pdbs):
+            problem(where, "no PodDisruptionBudget selects its pods")
+    if len(secret_names) > 1:
+        problem(path, f"several Secret names referenced: {sorted(secret_names)}")
+    for name, svc in services.items():
+        where = f"{path} Service/{name}"
+        targets = [d for d in deployments.values()
+                   if matches(svc["spec"].get("selector"), d["spec"]["template"]["metadata"].get("labels", {}))]
+        if not targets:
+            problem(where, "selector matches no Deployment")
+            continue
+        named = {p.get("name") for c in targets[0]["spec"]["template"]["spec"]["containers"] for p in c.get("ports", [])}
+        for p in svc["spec"]["ports"]:
+            if isinstance(p.get("targetPort"), str) and p["targetPort"] not in named:
+                problem(where, f"targetPort {p['targetPort']!r} is not a container port name")
+    for name, ing in by_kind.get("Ingress", {}).items():
+        where = f"{path} Ingress/{name}"
+        ann = ing["metadata"].get("annotations") or {}
+        for key in ("proxy-read-timeout", "proxy-send-timeout"):
+            value = ann.get(f"nginx.ingress.kubernetes.io/{key}")
+            if value is None or int(value) < 3600:
+                problem(where, f"{key} must be >= 3600 for WebSockets")
+        for rule in ing["spec"].get("rules", []):
+            for p in rule.get("http", {}).get("paths", []):
+                backend = p["backend"]["service"]
+                svc = services.get(backend["name"])
+                if not svc:
+                    problem(where, f"backend Service {backend['name']!r} not in the manifests")
+                elif backend["port"].get("name") not in {sp.get("name") for sp in svc["spec"]["ports"]} \
+                        and backend["port"].get("number") not in {sp["port"] for sp in svc["spec"]["ports"]}:
+                    problem(where, f"backend port {backend['port']} not on Service {backend['name']!r}")
+
+
+def main():
+    mode, *args = sys.argv[1:]
+    if mode == "compose":
+        check_compose(*args)
+    elif mode == "k8s":
+        for path in args:
+            check_k8s(path)
+    else:
+        sys.exit(f"unknown mode {mode!r}")
+    for p in problems:
+        print("FAIL " + p)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

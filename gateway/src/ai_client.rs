@@ -1,0 +1,109 @@
+//! The gateway's client of the ai-service HTTP API.
+
+use std::time::Duration;
+
+use shared_proto::api::{CancelResponse, StartMessageRequest, StartMessageResponse};
+use shared_proto::{CancelStatus, ErrorCode, MessageState};
+use uuid::Uuid;
+
+/// Why a call to the ai-service failed; maps to the client's error code.
+#[derive(Debug, thiserror::Error)]
+pub enum AiError {
+    #[error("ai-service unreachable: {0}")]
+    Unreachable(#[from] reqwest::Error),
+    #[error("ai-service answered {status}: {body}")]
+    Status { status: u16, body: String },
+}
+
+impl AiError {
+    /// The code the client sees.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            AiError::Status { status: 503, body } if body.contains("shutting_down") => {
+                ErrorCode::ShuttingDown
+            }
+            AiError::Status { status: 503, body } if body.contains("store_unavailable") => {
+                ErrorCode::StoreUnavailable
+            }
+            AiError::Status { status: 400, body } if body.contains("empty_content") => {
+                ErrorCode::EmptyContent
+            }
+            _ => ErrorCode::AiServiceUnavailable,
+        }
+    }
+}
+
+/// HTTP client of one ai-service base URL (usually a Service in front of the replicas).
+#[derive(Clone)]
+pub struct AiClient {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl AiClient {
+    pub fn new(base: &str) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(10))
+            .pool_max_idle_per_host(256)
+            .build()?;
+        Ok(AiClient {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+        })
+    }
+
+    /// Starts (or idempotently re-acknowledges) a message.
+    pub async fn start(
+        &self,
+        session_id: Uuid,
+        message_id: Uuid,
+        content: &str,
+    ) -> Result<MessageState, AiError> {
+        let url = format!("{}/v1/sessions/{session_id}/messages", self.base);
+        let body = StartMessageRequest {
+            message_id,
+            content: content.to_string(),
+        };
+        let resp = self.http.post(url).json(&body).send().await?;
+        let status = resp.status();
+        if status.is_success() {
+            let parsed: StartMessageResponse = resp.json().await?;
+            return Ok(parsed.status);
+        }
+        Err(AiError::Status {
+            status: status.as_u16(),
+            body: resp.text().await.unwrap_or_default(),
+        })
+    }
+
+    /// Cancels a message; `not_found` is an answer, not an error.
+    pub async fn cancel(
+        &self,
+        session_id: Uuid,
+        message_id: Uuid,
+    ) -> Result<CancelStatus, AiError> {
+        let url = format!(
+            "{}/v1/sessions/{session_id}/messages/{message_id}/cancel",
+            self.base
+        );
+        let resp = self.http.post(url).send().await?;
+        let status = resp.status();
+        if status.is_success() || status.as_u16() == 404 {
+            if let Ok(parsed) = resp.json::<CancelResponse>().await {
+                return Ok(parsed.status);
+            }
+            if status.as_u16() == 404 {
+                return Ok(CancelStatus::NotFound);
+            }
+            return Err(AiError::Status {
+                status: status.as_u16(),
+                body: "unreadable body".into(),
+            });
+        }
+        Err(AiError::Status {
+            status: status.as_u16(),
+            body: resp.text().await.unwrap_or_default(),
+        })
+    }
+}

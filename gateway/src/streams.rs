@@ -1,0 +1,286 @@
+//! Which messages a connection follows, and exactly-once, in-order delivery of each.
+//!
+//! Entries reach the gateway two ways: live (the session's channel) and from the log (on
+//! resume, after a gap, after a resync). A [`Cursor`] per followed message remembers the next
+//! log position the client needs; an entry is written to the client only if it is exactly
+//! that position. Anything else is a repeat (dropped) or shows a gap, which starts a
+//! *backfill*: read the log from the cursor and deliver in order, again until nothing seen live
+//! is still ahead of the cursor. Because an entry is in the log before it is published, this
+//! loses nothing, and because delivery checks the position under one lock, nothing repeats.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use shared_proto::{ErrorBody, ErrorCode, FinalStatus, ServerFrame, StreamChunk};
+use store::{MessageRef, Store};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::sink::Sink;
+
+/// How long a backfill keeps retrying an unreachable store before it ends the message for the
+/// client as `failed/redis_unavailable` (so no client waits forever).
+const BACKFILL_OUTAGE_BUDGET: Duration = Duration::from_secs(15);
+
+#[derive(Debug)]
+struct Cursor {
+    /// Next log position the client needs.
+    next_index: u64,
+    /// Live entries are held back (until `ack` was sent).
+    held: bool,
+    /// A backfill task runs for this cursor.
+    backfilling: bool,
+    /// Highest position seen live but not deliverable yet.
+    max_seen: Option<u64>,
+    /// Last time anything was delivered (or the cursor was created).
+    last_progress: Instant,
+    /// Whether a read that finds no message means "resume_unavailable" (resume) rather than
+    /// "the store lost it" (live chat).
+    resumed: bool,
+}
+
+/// The messages one connection follows.
+pub struct Streams {
+    session_id: Uuid,
+    sink: Sink,
+    store: Arc<dyn Store>,
+    cursors: Mutex<HashMap<Uuid, Cursor>>,
+}
+
+/// What [`Streams::follow`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Follow {
+    Started,
+    AlreadyFollowing,
+}
+
+impl Streams {
+    pub fn new(session_id: Uuid, sink: Sink, store: Arc<dyn Store>) -> Arc<Self> {
+        Arc::new(Streams {
+            session_id,
+            sink,
+            store,
+            cursors: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<Uuid, Cursor>> {
+        self.cursors.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts following a new message from its first entry, holding live entries back until
+    /// [`Streams::release`] (so `ack` precedes the first chunk).
+    pub fn follow_held(&self, message_id: Uuid) -> Follow {
+        let mut map = self.lock();
+        if map.contains_key(&message_id) {
+            return Follow::AlreadyFollowing;
+        }
+        map.insert(message_id, Cursor::new(0, true, false));
+        Follow::Started
+    }
+
+    /// Stops holding a message back and delivers whatever arrived meanwhile.
+    pub fn release(self: &Arc<Self>, message_id: Uuid) {
+        let mut map = self.lock();
+        if let Some(c) = map.get_mut(&message_id) {
+            c.held = false;
+            if c.max_seen.is_some() && !c.backfilling {
+                c.backfilling = true;
+                drop(map);
+                self.spawn_backfill(message_id);
+            }
+        }
+    }
+
+    /// Forgets a message (its start failed).
+    pub fn unfollow(&self, message_id: Uuid) {
+        self.lock().remove(&message_id);
+    }
+
+    /// Replays a message after `after_seq` and then follows it live.
+    pub fn resume(self: &Arc<Self>, message_id: Uuid, after_seq: u64) {
+        let mut map = self.lock();
+        let cursor = map
+            .entry(message_id)
+            .or_insert_with(|| Cursor::new(after_seq, false, true));
+        // A resume repositions an existing cursor too: the client knows what it has.
+        cursor.next_index = after_seq;
+        cursor.held = false;
+        cursor.resumed = true;
+        if !cursor.backfilling {
+            cursor.backfilling = true;
+            drop(map);
+            self.spawn_backfill(message_id);
+        }
+    }
+
+    /// A live entry of this session.
+    pub fn on_live(self: &Arc<Self>, chunk: StreamChunk) {
+        let mut map = self.lock();
+        let Some(c) = map.get_mut(&chunk.message_id) else {
+            return; // Not followed by this connection.
+        };
+        let index = chunk.log_index();
+        if index < c.next_index {
+            return; // Already delivered.
+        }
+        if index == c.next_index && !c.held && !c.backfilling {
+            let terminal = chunk.is_terminal();
+            c.next_index += 1;
+            c.last_progress = Instant::now();
+            self.sink.send(&chunk.to_frame());
+            if terminal {
+                map.remove(&chunk.message_id);
+            }
+            return;
+        }
+        c.max_seen = Some(c.max_seen.map_or(index, |m| m.max(index)));
+        if !c.held && !c.backfilling {
+            c.backfilling = true;
+            drop(map);
+            self.spawn_backfill(chunk.message_id);
+        }
+    }
+
+    /// Live entries may have been lost: re-read every followed message's log.
+    pub fn resync(self: &Arc<Self>) {
+        self.backfill_where(|_| true);
+    }
+
+    /// Re-reads the logs of messages that made no progress for `idle` (a safety net for any
+    /// live entry lost without a visible gap, e.g. the last one).
+    pub fn check_idle(self: &Arc<Self>, idle: Duration) {
+        let now = Instant::now();
+        self.backfill_where(|c| now.duration_since(c.last_progress) >= idle);
+    }
+
+    fn backfill_where(self: &Arc<Self>, pred: impl Fn(&Cursor) -> bool) {
+        let ids: Vec<Uuid> = {
+            let mut map = self.lock();
+            map.iter_mut()
+                .filter(|(_, c)| !c.held && !c.backfilling && pred(c))
+                .map(|(id, c)| {
+                    c.backfilling = true;
+                    c.last_progress = Instant::now();
+                    *id
+                })
+                .collect()
+        };
+        for id in ids {
+            self.spawn_backfill(id);
+        }
+    }
+
+    /// Number of messages followed.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn spawn_backfill(self: &Arc<Self>, message_id: Uuid) {
+        let this = self.clone();
+        tokio::spawn(async move { this.backfill(message_id).await });
+    }
+
+    async fn backfill(&self, message_id: Uuid) {
+        let msg = MessageRef::new(self.session_id, message_id);
+        let started = Instant::now();
+        let mut delay = Duration::from_millis(50);
+        loop {
+            let from = match self.lock().get(&message_id) {
+                Some(c) => c.next_index,
+                None => return,
+            };
+            let read = self.store.read(&msg, from).await;
+            let retry = {
+                let mut map = self.lock();
+                let Some(c) = map.get_mut(&message_id) else {
+                    return;
+                };
+                match read {
+                    Ok(Some(read)) => {
+                        for entry in read.entries {
+                            if entry.log_index() != c.next_index {
+                                continue;
+                            }
+                            c.next_index += 1;
+                            c.last_progress = Instant::now();
+                            self.sink.send(&entry.to_frame());
+                            if entry.is_terminal() {
+                                map.remove(&message_id);
+                                return;
+                            }
+                        }
+                        if c.max_seen.is_some_and(|m| m >= c.next_index) {
+                            // Something seen live was written after our read: read again.
+                            false
+                        } else {
+                            c.max_seen = None;
+                            c.backfilling = false;
+                            return;
+                        }
+                    }
+                    Ok(None) => {
+                        let frame = if c.resumed {
+                            ServerFrame::error(
+                                ErrorCode::ResumeUnavailable,
+                                "this answer is no longer available (expired or unknown)",
+                                Some(message_id),
+                            )
+                        } else {
+                            lost_frame(message_id, c.next_index, "the store lost this message")
+                        };
+                        map.remove(&message_id);
+                        self.sink.send(&frame);
+                        return;
+                    }
+                    Err(e) => {
+                        if started.elapsed() > BACKFILL_OUTAGE_BUDGET {
+                            tracing::warn!(session_id = %self.session_id, %message_id, error = %e,
+                                "store unreachable; ending the message for this client");
+                            let frame =
+                                lost_frame(message_id, c.next_index, "the store is unreachable");
+                            map.remove(&message_id);
+                            self.sink.send(&frame);
+                            return;
+                        }
+                        true
+                    }
+                }
+            };
+            if retry {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+impl Cursor {
+    fn new(next_index: u64, held: bool, resumed: bool) -> Self {
+        Cursor {
+            next_index,
+            held,
+            backfilling: false,
+            max_seen: None,
+            last_progress: Instant::now(),
+            resumed,
+        }
+    }
+}
+
+/// A `done{failed, redis_unavailable}` for a message whose log cannot be read: the client must
+/// not wait forever. `seq` is the last seq the client got.
+fn lost_frame(message_id: Uuid, next_index: u64, why: &str) -> ServerFrame {
+    ServerFrame::Done {
+        message_id,
+        seq: next_index,
+        status: FinalStatus::Failed,
+        error: Some(ErrorBody::new(ErrorCode::RedisUnavailable, why)),
+        usage: None,
+    }
+}

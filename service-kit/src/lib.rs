@@ -1,0 +1,12 @@
+//! What both binaries need to be well-behaved processes: one log format switch, one duration
+//! syntax for every setting, and one way to learn that it is time to stop.
+
+mod duration;
+mod logging;
+mod metrics;
+mod signal;
+
+pub use duration::parse_duration;
+pub use logging::{init_logging, LogFormat};
+pub use metrics::{install_metrics, render_metrics};
+pub use signal::shutdown_signal;

@@ -1,0 +1,45 @@
+//! Bodies of the ai-service HTTP API (`/v1/...`), shared by the service, the gateway and tests.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{CancelStatus, ErrorBody, MessageState, Usage};
+
+/// `POST /v1/sessions/{session_id}/messages`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartMessageRequest {
+    pub message_id: Uuid,
+    pub content: String,
+}
+
+/// 202 answer to [`StartMessageRequest`]: the message's state now. A retry with the same
+/// `message_id` answers with the existing message's state and starts nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartMessageResponse {
+    pub message_id: Uuid,
+    pub status: MessageState,
+}
+
+/// `POST /v1/sessions/{session_id}/messages/{message_id}/cancel`: 200 or 404, always this body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CancelResponse {
+    pub status: CancelStatus,
+}
+
+/// `GET /v1/sessions/{session_id}/messages/{message_id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageView {
+    pub state: MessageState,
+    pub last_seq: u64,
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorBody>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+}
+
+/// Body of every other HTTP error: `{"error": {code, message}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    pub error: ErrorBody,
+}

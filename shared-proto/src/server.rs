@@ -1,0 +1,150 @@
+//! Frames the gateway sends to a browser.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{CancelStatus, ErrorBody, ErrorCode, FinalStatus};
+
+/// Token counts reported by an upstream model server, passed through in `done`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub total_tokens: u64,
+}
+
+/// A message of this session that has not finished, listed in `welcome`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActiveMessage {
+    pub message_id: Uuid,
+    pub last_seq: u64,
+}
+
+/// A gateway → client frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    /// First frame of every connection.
+    Welcome {
+        session_id: Uuid,
+        resume_token: String,
+        protocol: u32,
+        heartbeat_interval_ms: u64,
+        #[serde(default)]
+        active: Vec<ActiveMessage>,
+    },
+    /// The `chat` was accepted; its chunks follow.
+    Ack { message_id: Uuid },
+    /// One piece of the answer. `seq` is 1, 2, 3, … per message, without gap or repeat.
+    /// `ts` is the producer's clock (ms since the epoch) when the chunk was written.
+    Chunk {
+        message_id: Uuid,
+        seq: u64,
+        delta: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ts: Option<u64>,
+    },
+    /// The last frame of a message, exactly once. `seq` is the last chunk's seq (0: none).
+    Done {
+        message_id: Uuid,
+        seq: u64,
+        status: FinalStatus,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<ErrorBody>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        usage: Option<Usage>,
+    },
+    /// The answer to a `cancel`.
+    CancelAck {
+        message_id: Uuid,
+        status: CancelStatus,
+    },
+    /// The answer to a `heartbeat`.
+    HeartbeatAck {},
+    /// Something the client sent could not be served; the connection stays open.
+    Error {
+        code: ErrorCode,
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message_id: Option<Uuid>,
+    },
+}
+
+impl ServerFrame {
+    /// An `error` frame.
+    pub fn error(code: ErrorCode, message: impl Into<String>, message_id: Option<Uuid>) -> Self {
+        ServerFrame::Error {
+            code,
+            message: message.into(),
+            message_id,
+        }
+    }
+
+    /// Serializes the frame. Serializing these types cannot fail (no maps with non-string
+    /// keys, no foreign `Serialize` impls), so this returns the JSON text directly.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| {
+            // Unreachable in practice; keep the socket protocol-valid if it ever happens.
+            format!(r#"{{"type":"error","code":"internal","message":"encode: {e}"}}"#)
+        })
+    }
+
+    /// The frame's `type`, for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ServerFrame::Welcome { .. } => "welcome",
+            ServerFrame::Ack { .. } => "ack",
+            ServerFrame::Chunk { .. } => "chunk",
+            ServerFrame::Done { .. } => "done",
+            ServerFrame::CancelAck { .. } => "cancel_ack",
+            ServerFrame::HeartbeatAck {} => "heartbeat_ack",
+            ServerFrame::Error { .. } => "error",
+        }
+    }
+}
+
+impl From<ErrorBody> for (ErrorCode, String) {
+    fn from(e: ErrorBody) -> Self {
+        (e.code, e.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_have_the_documented_shape() {
+        let id = Uuid::nil();
+        let v: serde_json::Value = serde_json::from_str(
+            &ServerFrame::Done {
+                message_id: id,
+                seq: 0,
+                status: FinalStatus::Cancelled,
+                error: None,
+                usage: None,
+            }
+            .to_json(),
+        )
+        .unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"type":"done","message_id":id,"seq":0,"status":"cancelled"})
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&ServerFrame::HeartbeatAck {}.to_json()).unwrap();
+        assert_eq!(v, serde_json::json!({"type":"heartbeat_ack"}));
+        let v: serde_json::Value = serde_json::from_str(
+            &ServerFrame::CancelAck {
+                message_id: id,
+                status: CancelStatus::AlreadyCompleted,
+            }
+            .to_json(),
+        )
+        .unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"type":"cancel_ack","message_id":id,"status":"already_completed"})
+        );
+    }
+}

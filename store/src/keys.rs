@@ -1,0 +1,88 @@
+//! Key and channel names.
+//!
+//! Every key and channel of one session carries the hash tag `{<session_id>}`, so on a Redis
+//! Cluster they all live in one slot: scripts touch only one session's keys, and the live
+//! channel (sharded pub/sub) is served by the same shard as the log it mirrors. No command ever
+//! spans two sessions.
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `s:{sid}:msgs` | zset | the session's message ids, scored by creation time (ms) |
+//! | `s:{sid}:m:{mid}` | hash | `state`, `seq`, `owner`, `created_ms`, `content`, `error_*` |
+//! | `s:{sid}:m:{mid}:log` | list | the message's [`StreamChunk`](shared_proto::StreamChunk)s as JSON |
+//! | `s:{sid}:m:{mid}:grace` | string | exists for `CANCEL_GRACE` after the message finished |
+//! | `s:{sid}:ch` | shard channel | live copies of every log entry of the session |
+//! | `r:{replica}:nudge` | shard channel | "stop this message now" for one ai-service replica |
+
+use uuid::Uuid;
+
+use crate::MessageRef;
+
+fn tag(session_id: Uuid) -> String {
+    format!("s:{{{session_id}}}")
+}
+
+/// The session's message index.
+pub fn messages(session_id: Uuid) -> String {
+    format!("{}:msgs", tag(session_id))
+}
+
+/// The message's state hash.
+pub fn message(m: &MessageRef) -> String {
+    format!("{}:m:{}", tag(m.session_id), m.message_id)
+}
+
+/// The message's chunk log.
+pub fn log(m: &MessageRef) -> String {
+    format!("{}:m:{}:log", tag(m.session_id), m.message_id)
+}
+
+/// The message's grace marker.
+pub fn grace(m: &MessageRef) -> String {
+    format!("{}:m:{}:grace", tag(m.session_id), m.message_id)
+}
+
+/// The session's live channel.
+pub fn session_channel(session_id: Uuid) -> String {
+    format!("{}:ch", tag(session_id))
+}
+
+/// Parses a session channel name back to its session id.
+pub fn session_of_channel(channel: &str) -> Option<Uuid> {
+    let inner = channel.strip_prefix("s:{")?.strip_suffix("}:ch")?;
+    Uuid::parse_str(inner).ok()
+}
+
+/// A replica's nudge channel.
+pub fn nudge_channel(replica: &str) -> String {
+    format!("r:{{{replica}}}:nudge")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_of_a_session_shares_its_tag() {
+        let m = MessageRef::new(Uuid::new_v4(), Uuid::new_v4());
+        let t = format!("{{{}}}", m.session_id);
+        for k in [
+            messages(m.session_id),
+            message(&m),
+            log(&m),
+            grace(&m),
+            session_channel(m.session_id),
+        ] {
+            assert!(k.contains(&t), "{k}");
+            // The first `{...}` is the hash tag Redis Cluster uses.
+            let open = k.find('{').unwrap();
+            let close = k[open..].find('}').unwrap() + open;
+            assert_eq!(&k[open..=close], t);
+        }
+        assert_eq!(
+            session_of_channel(&session_channel(m.session_id)),
+            Some(m.session_id)
+        );
+        assert_eq!(session_of_channel("s:{nope}:ch"), None);
+    }
+}

@@ -1,0 +1,143 @@
+//! The message store: one data model for both binaries.
+//!
+//! The ai-service writes a message's lifecycle and chunks here; the gateway reads them back,
+//! live and from the log. Everything either side may do is a method of [`Store`] (state
+//! transitions, log append and read) or [`Feed`] (live delivery), so the Redis implementation
+//! ([`RedisStore`]) can be swapped for another (an in-memory one, for a single-process mode)
+//! without touching either binary's logic.
+//!
+//! The contract every implementation honours:
+//! - each transition is one atomic compare-and-set; terminal states never change;
+//! - a cancel before the first token wins, and no chunk is appended after a terminal state;
+//! - the terminal entry is written to the log (not only published), so a reader that missed
+//!   the live message still finds the end;
+//! - an entry is in the log before it is published, so "subscribe, then read the log, then
+//!   deduplicate by position" loses nothing.
+
+mod error;
+mod feed;
+pub mod keys;
+mod message;
+pub mod redis;
+
+use async_trait::async_trait;
+use shared_proto::{ActiveMessage, ErrorBody, FinalStatus, MessageState, StreamChunk, Usage};
+use uuid::Uuid;
+
+pub use error::StoreError;
+pub use feed::{Feed, FeedEvent, FeedHandler};
+pub use message::MessageRef;
+pub use redis::{RedisFeed, RedisStore, RedisStoreConfig};
+
+/// Result of [`Store::create`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Created {
+    /// False when the message already existed (an idempotent retry): start nothing.
+    pub created: bool,
+    pub state: MessageState,
+}
+
+/// Result of [`Store::append`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// The chunk is in the log and was published.
+    Written,
+    /// The message reached a terminal state (cancelled, or taken over): stop producing.
+    Stopped(MessageState),
+    /// The message is gone from the store (expired, or the store lost its data).
+    Missing,
+    /// The chunk's seq is not the next one: another writer owns the message now.
+    OutOfOrder { last_seq: u64 },
+}
+
+/// How a message ends, as written by [`Store::finish`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub status: FinalStatus,
+    pub error: Option<ErrorBody>,
+    pub usage: Option<Usage>,
+}
+
+/// Result of a terminal transition ([`Store::finish`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finished {
+    /// This call made the transition; the terminal entry carries `seq`.
+    Done { seq: u64 },
+    /// The message was already terminal (e.g. cancelled first); nothing was written.
+    AlreadyTerminal(MessageState),
+    /// The message is gone from the store.
+    Missing,
+}
+
+/// Result of [`Store::cancel`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cancelled {
+    pub status: shared_proto::CancelStatus,
+    /// The replica that runs the generation, when this call made the transition: it gets a
+    /// nudge so it drops the provider's stream at once.
+    pub owner: Option<String>,
+}
+
+/// A consistent read of a message: its state and the log entries from some position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRead {
+    pub state: MessageState,
+    pub last_seq: u64,
+    pub owner: String,
+    /// Entries at positions `from_index..` (see [`StreamChunk::log_index`]).
+    pub entries: Vec<StreamChunk>,
+}
+
+impl LogRead {
+    /// The answer text assembled from the entries (all of it when read from position 0).
+    pub fn text(&self) -> String {
+        self.entries
+            .iter()
+            .filter(|c| !c.is_terminal())
+            .map(|c| c.text.as_str())
+            .collect()
+    }
+
+    /// The terminal entry, if the read reached it.
+    pub fn terminal(&self) -> Option<&StreamChunk> {
+        self.entries.iter().rev().find(|c| c.is_terminal())
+    }
+}
+
+/// The store's operations. Every method is one round trip and atomic.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates a message in `queued`, owned by `owner`, unless it exists (idempotent).
+    async fn create(
+        &self,
+        msg: &MessageRef,
+        owner: &str,
+        content: &str,
+    ) -> Result<Created, StoreError>;
+
+    /// Appends one delta (its `seq` must be the next) and publishes it, if the message is
+    /// still queued or streaming. The first append moves `queued` to `streaming`.
+    async fn append(&self, msg: &MessageRef, chunk: &StreamChunk) -> Result<Appended, StoreError>;
+
+    /// Moves a non-terminal message to a terminal state and writes its terminal entry.
+    async fn finish(&self, msg: &MessageRef, outcome: &Outcome) -> Result<Finished, StoreError>;
+
+    /// Cancels a message: `cancelling` if it was running (the terminal entry is written by
+    /// this very call, so the cancel holds even if the producer is gone), otherwise what it
+    /// already was, within the grace period; `not_found` after it or for unknown ids.
+    async fn cancel(&self, msg: &MessageRef) -> Result<Cancelled, StoreError>;
+
+    /// Reads the state and the log from position `from_index`; `None` if the message is
+    /// unknown or expired.
+    async fn read(&self, msg: &MessageRef, from_index: u64) -> Result<Option<LogRead>, StoreError>;
+
+    /// The session's messages that have not finished.
+    async fn active(&self, session_id: Uuid) -> Result<Vec<ActiveMessage>, StoreError>;
+
+    /// Tells replica `owner` to stop generating `msg` now (best effort: the producer also
+    /// learns it from its next append).
+    async fn nudge(&self, owner: &str, msg: &MessageRef) -> Result<(), StoreError>;
+
+    /// A round trip to the store, for readiness.
+    async fn ping(&self) -> Result<(), StoreError>;
+}

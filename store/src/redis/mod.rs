@@ -1,0 +1,316 @@
+//! [`Store`] and [`Feed`] on Redis (standalone or Cluster, 7.0 or newer).
+//!
+//! Every transition is one Lua script (atomic compare-and-set, see `lua/`). Commands go through
+//! one multiplexed connection that fred pipelines automatically, so concurrent streams share
+//! round trips. Live delivery uses sharded pub/sub (SPUBLISH/SSUBSCRIBE), which works the same
+//! on a standalone server and on a cluster, where a session's channel lives on the shard that
+//! holds its keys.
+
+mod feed;
+mod scripts;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use fred::prelude::*;
+use shared_proto::{ActiveMessage, CancelStatus, FinalStatus, MessageState, StreamChunk};
+use uuid::Uuid;
+
+use crate::keys;
+use crate::{
+    Appended, Cancelled, Created, Finished, LogRead, MessageRef, Outcome, Store, StoreError,
+};
+pub use feed::RedisFeed;
+use scripts::Scripts;
+
+/// Connection and data-retention settings.
+#[derive(Debug, Clone)]
+pub struct RedisStoreConfig {
+    /// `redis://host:port[/db]`, `rediss://…`, or `redis-cluster://host:port?node=host:port…`.
+    pub url: String,
+    /// How long a message's log and state live after their last write (the resume window).
+    pub stream_ttl: Duration,
+    /// How long a finished message answers cancels with `already_*` instead of `not_found`.
+    pub cancel_grace: Duration,
+    /// Bound on any single command, including time spent waiting for a reconnect.
+    pub command_timeout: Duration,
+}
+
+/// The Redis store. Cheap to clone (one shared multiplexed connection).
+#[derive(Clone)]
+pub struct RedisStore {
+    client: Client,
+    scripts: Scripts,
+    stream_ttl_ms: u64,
+    grace_ms: u64,
+}
+
+pub(crate) fn builder(url: &str, command_timeout: Duration) -> Result<Builder, StoreError> {
+    let config =
+        Config::from_url(url).map_err(|e| StoreError::Config(format!("REDIS_URL: {e}")))?;
+    let mut builder = Builder::from_config(config);
+    builder
+        .with_performance_config(|p| {
+            p.default_command_timeout = command_timeout;
+            // Pub/sub messages are fanned out to the feed reader through this channel; a
+            // reader that falls behind is detected (lag → resync), but make it rare.
+            p.broadcast_channel_capacity = 65_536;
+        })
+        .with_connection_config(|c| {
+            c.connection_timeout = Duration::from_secs(2);
+            c.internal_command_timeout = Duration::from_secs(5);
+            // Keep commands queued while reconnecting (a brief outage is buffered), bounded by
+            // the command timeout above.
+            c.max_command_attempts = 3;
+        })
+        // Retry forever: a process must recover on its own when Redis comes back.
+        .set_policy(ReconnectPolicy::new_exponential(0, 50, 1_000, 2));
+    Ok(builder)
+}
+
+impl RedisStore {
+    /// Connects (in the background: the store works once Redis answers, and keeps
+    /// reconnecting whenever it goes away).
+    pub async fn connect(cfg: &RedisStoreConfig) -> Result<Self, StoreError> {
+        if cfg.cancel_grace > cfg.stream_ttl {
+            return Err(StoreError::Config(
+                "CANCEL_GRACE must not exceed STREAM_TTL".into(),
+            ));
+        }
+        let client = builder(&cfg.url, cfg.command_timeout)?.build()?;
+        let _connection = client.connect();
+        Ok(RedisStore {
+            client,
+            scripts: Scripts::new(),
+            stream_ttl_ms: cfg.stream_ttl.as_millis().max(1) as u64,
+            grace_ms: cfg.cancel_grace.as_millis().max(1) as u64,
+        })
+    }
+
+    /// The underlying client (for readiness probes and tests).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Splits the JSON of a terminal entry around its seq, for scripts that only learn the
+    /// seq inside Redis.
+    fn render_terminal(msg: &MessageRef, outcome: &Outcome) -> (String, String) {
+        const SENTINEL: u64 = 987_654_321_987_654_321;
+        let chunk = StreamChunk::done(
+            msg.session_id,
+            msg.message_id,
+            SENTINEL,
+            outcome.status,
+            outcome.error.clone(),
+            outcome.usage,
+            shared_proto::now_ms(),
+        );
+        let json = chunk.to_json();
+        let needle = SENTINEL.to_string();
+        match json.split_once(&needle) {
+            Some((head, tail)) => (head.to_string(), tail.to_string()),
+            None => (json, String::new()),
+        }
+    }
+
+    async fn transition(
+        &self,
+        msg: &MessageRef,
+        outcome: &Outcome,
+    ) -> Result<(i64, MessageState, u64, String), StoreError> {
+        let (head, tail) = Self::render_terminal(msg, outcome);
+        let keys = vec![keys::message(msg), keys::log(msg), keys::grace(msg)];
+        let args = vec![
+            outcome.status.as_str().to_string(),
+            head,
+            tail,
+            keys::session_channel(msg.session_id),
+            self.stream_ttl_ms.to_string(),
+            self.grace_ms.to_string(),
+            shared_proto::now_ms().to_string(),
+        ];
+        let reply: Vec<Value> = self.scripts.finish.run(&self.client, keys, args).await?;
+        let code = int_at(&reply, 0)?;
+        let state = if code == -1 {
+            outcome.status.state()
+        } else {
+            state_at(&reply, 1)?
+        };
+        let n = int_at(&reply, 2)?.max(0) as u64;
+        let owner = str_at(&reply, 3)?;
+        Ok((code, state, n, owner))
+    }
+}
+
+fn int_at(reply: &[Value], i: usize) -> Result<i64, StoreError> {
+    reply
+        .get(i)
+        .and_then(|v| v.as_i64())
+        .ok_or_else(|| StoreError::Protocol(format!("expected an integer at {i}: {reply:?}")))
+}
+
+fn str_at(reply: &[Value], i: usize) -> Result<String, StoreError> {
+    reply
+        .get(i)
+        .and_then(|v| v.as_string())
+        .ok_or_else(|| StoreError::Protocol(format!("expected a string at {i}: {reply:?}")))
+}
+
+fn state_at(reply: &[Value], i: usize) -> Result<MessageState, StoreError> {
+    let s = str_at(reply, i)?;
+    MessageState::parse(&s).ok_or_else(|| StoreError::Protocol(format!("unknown state {s:?}")))
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn create(
+        &self,
+        msg: &MessageRef,
+        owner: &str,
+        content: &str,
+    ) -> Result<Created, StoreError> {
+        let keys = vec![keys::message(msg), keys::messages(msg.session_id)];
+        let args = vec![
+            msg.message_id.to_string(),
+            owner.to_string(),
+            content.to_string(),
+            shared_proto::now_ms().to_string(),
+            self.stream_ttl_ms.to_string(),
+        ];
+        let reply: Vec<Value> = self.scripts.create.run(&self.client, keys, args).await?;
+        Ok(Created {
+            created: int_at(&reply, 0)? == 1,
+            state: state_at(&reply, 1)?,
+        })
+    }
+
+    async fn append(&self, msg: &MessageRef, chunk: &StreamChunk) -> Result<Appended, StoreError> {
+        let keys = vec![keys::message(msg), keys::log(msg)];
+        let args = vec![
+            chunk.seq.to_string(),
+            chunk.to_json(),
+            keys::session_channel(msg.session_id),
+            self.stream_ttl_ms.to_string(),
+        ];
+        let reply: Vec<Value> = self.scripts.append.run(&self.client, keys, args).await?;
+        Ok(match int_at(&reply, 0)? {
+            1 => Appended::Written,
+            0 => Appended::Stopped(state_at(&reply, 1)?),
+            -1 => Appended::Missing,
+            _ => Appended::OutOfOrder {
+                last_seq: str_at(&reply, 1)?.parse().unwrap_or(0),
+            },
+        })
+    }
+
+    async fn finish(&self, msg: &MessageRef, outcome: &Outcome) -> Result<Finished, StoreError> {
+        let (code, state, seq, _owner) = self.transition(msg, outcome).await?;
+        Ok(match code {
+            1 => Finished::Done { seq },
+            0 => Finished::AlreadyTerminal(state),
+            _ => Finished::Missing,
+        })
+    }
+
+    async fn cancel(&self, msg: &MessageRef) -> Result<Cancelled, StoreError> {
+        let outcome = Outcome {
+            status: FinalStatus::Cancelled,
+            error: None,
+            usage: None,
+        };
+        let (code, state, grace, owner) = self.transition(msg, &outcome).await?;
+        let status = match code {
+            1 => {
+                return Ok(Cancelled {
+                    status: CancelStatus::Cancelling,
+                    owner: Some(owner).filter(|o| !o.is_empty()),
+                })
+            }
+            0 if grace == 0 => CancelStatus::NotFound,
+            0 if state == MessageState::Cancelled => CancelStatus::AlreadyCancelled,
+            0 => CancelStatus::AlreadyCompleted,
+            _ => CancelStatus::NotFound,
+        };
+        Ok(Cancelled {
+            status,
+            owner: None,
+        })
+    }
+
+    async fn read(&self, msg: &MessageRef, from_index: u64) -> Result<Option<LogRead>, StoreError> {
+        let keys = vec![keys::message(msg), keys::log(msg)];
+        let reply: Value = self
+            .scripts
+            .read
+            .run(&self.client, keys, vec![from_index.to_string()])
+            .await?;
+        let parts = match reply {
+            Value::Null => return Ok(None),
+            Value::Array(parts) => parts,
+            other => return Err(StoreError::Protocol(format!("read: {other:?}"))),
+        };
+        let state = state_at(&parts, 0)?;
+        let last_seq = str_at(&parts, 1)?.parse().unwrap_or(0);
+        let owner = str_at(&parts, 2)?;
+        let mut entries = Vec::new();
+        if let Some(Value::Array(raw)) = parts.get(3) {
+            entries.reserve(raw.len());
+            for v in raw {
+                let text = v
+                    .as_str()
+                    .ok_or_else(|| StoreError::Protocol("log entry is not text".into()))?;
+                let chunk: StreamChunk = serde_json::from_str(&text)
+                    .map_err(|e| StoreError::Protocol(format!("log entry: {e}")))?;
+                entries.push(chunk);
+            }
+        }
+        Ok(Some(LogRead {
+            state,
+            last_seq,
+            owner,
+            entries,
+        }))
+    }
+
+    async fn active(&self, session_id: Uuid) -> Result<Vec<ActiveMessage>, StoreError> {
+        let prefix = keys::message(&MessageRef::new(session_id, Uuid::nil()));
+        let prefix = prefix
+            .trim_end_matches(&Uuid::nil().to_string())
+            .to_string();
+        let reply: Vec<Value> = self
+            .scripts
+            .active
+            .run(&self.client, vec![keys::messages(session_id)], vec![prefix])
+            .await?;
+        let mut out = Vec::with_capacity(reply.len() / 2);
+        for pair in reply.chunks(2) {
+            let id = pair.first().and_then(|v| v.as_string()).unwrap_or_default();
+            let seq = pair
+                .get(1)
+                .and_then(|v| v.as_string())
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            if let Ok(message_id) = Uuid::parse_str(&id) {
+                out.push(ActiveMessage {
+                    message_id,
+                    last_seq: seq,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn nudge(&self, owner: &str, msg: &MessageRef) -> Result<(), StoreError> {
+        let payload = format!("{} {}", msg.session_id, msg.message_id);
+        let _: i64 = self
+            .client
+            .spublish(keys::nudge_channel(owner), payload)
+            .await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let _: String = self.client.ping(None).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,150 @@
+//! The two binaries, started as real processes against a test Redis.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use shared_proto::api::MessageView;
+use uuid::Uuid;
+
+use crate::process::{bin_path, free_port, Proc, RedisServer};
+use crate::PATIENCE;
+
+/// Waits until `GET url` answers 200.
+pub async fn wait_ready(url: &str) {
+    let http = reqwest::Client::new();
+    let start = Instant::now();
+    while start.elapsed() < PATIENCE {
+        if let Ok(r) = http.get(url).timeout(Duration::from_secs(2)).send().await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{url} did not become ready");
+}
+
+/// An ai-service process.
+pub struct AiService {
+    pub port: u16,
+    pub replica_id: String,
+    pub proc: Proc,
+}
+
+impl AiService {
+    pub async fn start(redis_url: &str, env: &[(&str, &str)]) -> AiService {
+        let port = free_port();
+        let replica_id = format!("ai-{port}");
+        let mut cmd = Command::new(bin_path("ai-service"));
+        cmd.env("AI_ADDR", format!("127.0.0.1:{port}"))
+            .env("REDIS_URL", redis_url)
+            .env("REPLICA_ID", &replica_id)
+            .env("SHUTDOWN_TIMEOUT", "5s");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let proc = Proc::spawn("ai-service", cmd);
+        let ai = AiService {
+            port,
+            replica_id,
+            proc,
+        };
+        wait_ready(&format!("{}/readyz", ai.url())).await;
+        ai
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// `GET /v1/sessions/{sid}/messages/{mid}`.
+    pub async fn message(&self, session_id: Uuid, message_id: Uuid) -> Option<MessageView> {
+        let url = format!(
+            "{}/v1/sessions/{session_id}/messages/{message_id}",
+            self.url()
+        );
+        let resp = reqwest::get(url).await.ok()?;
+        if !resp.status().is_success() {
+            return None;
+        }
+        resp.json().await.ok()
+    }
+
+    /// `POST …/cancel` → (HTTP status, body).
+    pub async fn cancel(&self, session_id: Uuid, message_id: Uuid) -> (u16, serde_json::Value) {
+        let url = format!(
+            "{}/v1/sessions/{session_id}/messages/{message_id}/cancel",
+            self.url()
+        );
+        let resp = reqwest::Client::new()
+            .post(url)
+            .send()
+            .await
+            .expect("cancel request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// Waits until the message reaches a terminal state; returns its view.
+    pub async fn wait_terminal(&self, session_id: Uuid, message_id: Uuid) -> MessageView {
+        let start = Instant::now();
+        while start.elapsed() < PATIENCE * 2 {
+            if let Some(v) = self.message(session_id, message_id).await {
+                if v.state.is_terminal() {
+                    return v;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("message {message_id} did not finish");
+    }
+}
+
+/// A gateway process.
+pub struct Gateway {
+    pub port: u16,
+    pub proc: Proc,
+}
+
+impl Gateway {
+    pub async fn start(redis_url: &str, ai_url: &str, env: &[(&str, &str)]) -> Gateway {
+        let port = free_port();
+        let mut cmd = Command::new(bin_path("gateway"));
+        cmd.env("GATEWAY_ADDR", format!("127.0.0.1:{port}"))
+            .env("REDIS_URL", redis_url)
+            .env("AI_SERVICE_URL", ai_url)
+            .env("AUTH_SECRET", "test-secret-0123456789")
+            .env("SHUTDOWN_TIMEOUT", "5s");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let proc = Proc::spawn("gateway", cmd);
+        let gw = Gateway { port, proc };
+        wait_ready(&format!("http://127.0.0.1:{port}/readyz")).await;
+        gw
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://127.0.0.1:{}/ws", self.port)
+    }
+}
+
+/// Redis + one ai-service + one gateway: the smallest whole stack.
+pub struct Stack {
+    pub gateway: Gateway,
+    pub ai: AiService,
+    pub redis: RedisServer,
+}
+
+impl Stack {
+    pub async fn start() -> Stack {
+        Self::start_with(&[], &[]).await
+    }
+
+    pub async fn start_with(ai_env: &[(&str, &str)], gw_env: &[(&str, &str)]) -> Stack {
+        let redis = RedisServer::start();
+        let ai = AiService::start(&redis.url(), ai_env).await;
+        let gateway = Gateway::start(&redis.url(), &ai.url(), gw_env).await;
+        Stack { gateway, ai, redis }
+    }
+}

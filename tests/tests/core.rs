@@ -1,0 +1,479 @@
+//! The foundation's end-to-end suite: one real Redis, real binaries, real sockets.
+
+use std::time::Duration;
+
+use e2e_tests::client::{absorb, Incoming, Transcript};
+use e2e_tests::{AiService, Gateway, RedisServer, Stack, WsClient, PATIENCE};
+use futures_util::future::join_all;
+use shared_proto::{CancelStatus, ErrorCode, FinalStatus, MessageState, ServerFrame};
+use tokio_tungstenite::tungstenite::Message;
+use uuid::Uuid;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_streams_in_order_and_matches_the_stored_text() {
+    let stack = Stack::start().await;
+    let mut c = WsClient::connect(&stack.gateway.ws_url()).await;
+    let id = c.chat("!demo tokens=80 rate=0\nhello there").await;
+    // `ack` comes before any chunk of the message.
+    match c.frame().await {
+        ServerFrame::Ack { message_id } => assert_eq!(message_id, id),
+        other => panic!("expected ack, got {other:?}"),
+    }
+    let (t, others) = c.collect(id).await;
+    t.assert_well_formed();
+    assert!(others.is_empty(), "unexpected frames: {others:?}");
+    assert_eq!(t.status(), Some(FinalStatus::Completed));
+    let stored = stack
+        .ai
+        .message(c.session_id, id)
+        .await
+        .expect("stored message");
+    assert_eq!(stored.state, MessageState::Completed);
+    assert_eq!(stored.last_seq, t.seqs.len() as u64);
+    assert_eq!(t.text, stored.text);
+    assert_eq!(
+        t.text.split(' ').count(),
+        80,
+        "the demo model wrote 80 tokens"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_assigned_message_id_comes_back_in_ack() {
+    let stack = Stack::start().await;
+    let mut c = WsClient::connect(&stack.gateway.ws_url()).await;
+    c.send_json(serde_json::json!({"type":"chat","content":"!demo tokens=3 rate=0\nhi"}))
+        .await;
+    let id = match c.frame().await {
+        ServerFrame::Ack { message_id } => message_id,
+        other => panic!("expected ack, got {other:?}"),
+    };
+    let (t, _) = c.collect(id).await;
+    t.assert_well_formed();
+    assert_eq!(t.seqs.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_heartbeats_while_streaming_never_interleave() {
+    let stack = Stack::start().await;
+    let mut c = WsClient::connect(&stack.gateway.ws_url()).await;
+    let id = c.chat("!demo tokens=400 rate=400\nlong answer").await;
+    // Fire 1,000 heartbeats without waiting for any answer.
+    for _ in 0..1000 {
+        c.feed_text(r#"{"type":"heartbeat"}"#.to_string()).await;
+    }
+    c.flush().await;
+    let mut t = Transcript {
+        message_id: id,
+        ..Default::default()
+    };
+    let mut acks = 0;
+    while acks < 1000 || t.done.is_none() {
+        match c.recv().await {
+            Incoming::Frame(ServerFrame::HeartbeatAck {}) => acks += 1,
+            Incoming::Frame(ServerFrame::Ack { .. }) => {}
+            Incoming::Frame(f) => assert!(absorb(&mut t, &f), "unexpected frame {f:?}"),
+            Incoming::Garbage(g) => panic!("a frame did not parse as JSON: {g:?}"),
+            Incoming::Close(c) => panic!("closed: {c:?}"),
+        }
+    }
+    assert_eq!(acks, 1000);
+    t.assert_well_formed();
+    let stored = stack.ai.message(c.session_id, id).await.expect("stored");
+    assert_eq!(t.text, stored.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_storm_yields_acks_and_exactly_one_cancelled_done() {
+    let stack = Stack::start().await;
+    let mut c = WsClient::connect(&stack.gateway.ws_url()).await;
+    let id = c.chat("!demo tokens=5000 rate=50\nlong").await;
+    let mut t = Transcript {
+        message_id: id,
+        ..Default::default()
+    };
+    // Wait until it streams.
+    while t.seqs.is_empty() {
+        let f = c.frame().await;
+        absorb(&mut t, &f);
+    }
+    for _ in 0..20 {
+        c.feed_text(serde_json::json!({"type":"cancel","message_id":id}).to_string())
+            .await;
+    }
+    c.flush().await;
+    let mut acks = Vec::new();
+    while acks.len() < 20 || t.done.is_none() {
+        match c.frame().await {
+            ServerFrame::CancelAck { message_id, status } => {
+                assert_eq!(message_id, id);
+                acks.push(status);
+            }
+            ServerFrame::Error { code, message, .. } => panic!("error frame: {code} {message}"),
+            f => assert!(absorb(&mut t, &f), "unexpected frame {f:?}"),
+        }
+    }
+    assert!(
+        acks.iter()
+            .all(|s| matches!(s, CancelStatus::Cancelling | CancelStatus::AlreadyCancelled)),
+        "{acks:?}"
+    );
+    assert_eq!(
+        acks.iter()
+            .filter(|s| **s == CancelStatus::Cancelling)
+            .count(),
+        1,
+        "exactly one cancel made the transition: {acks:?}"
+    );
+    assert_eq!(t.status(), Some(FinalStatus::Cancelled));
+    // A heartbeat round trip: anything the gateway had for this message is now received.
+    c.send_json(serde_json::json!({"type":"heartbeat"})).await;
+    loop {
+        match c.frame().await {
+            ServerFrame::HeartbeatAck {} => break,
+            f => {
+                absorb(&mut t, &f);
+            }
+        }
+    }
+    t.assert_well_formed();
+    // No chunk was written after the cancelled transition.
+    let stored = stack.ai.message(c.session_id, id).await.expect("stored");
+    assert_eq!(stored.state, MessageState::Cancelled);
+    assert_eq!(stored.last_seq, t.seqs.len() as u64);
+    assert_eq!(stored.text, t.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_after_completion_then_after_the_grace_period() {
+    let stack = Stack::start_with(&[("CANCEL_GRACE", "1s")], &[]).await;
+    let mut c = WsClient::connect(&stack.gateway.ws_url()).await;
+    let id = c.chat("!demo tokens=5 rate=0\nquick").await;
+    let (t, _) = c.collect(id).await;
+    assert_eq!(t.status(), Some(FinalStatus::Completed));
+
+    // Right after completion: a success that says so, over the socket and over HTTP.
+    c.cancel(id).await;
+    match c.frame().await {
+        ServerFrame::CancelAck { status, .. } => assert_eq!(status, CancelStatus::AlreadyCompleted),
+        other => panic!("expected cancel_ack, got {other:?}"),
+    }
+    let (code, body) = stack.ai.cancel(c.session_id, id).await;
+    assert_eq!(
+        (code, body["status"].as_str()),
+        (200, Some("already_completed"))
+    );
+
+    // Once the grace marker has expired (Redis expires it after CANCEL_GRACE): not_found.
+    let grace_key = format!("s:{{{}}}:m:{}:grace", c.session_id, id);
+    let start = std::time::Instant::now();
+    while stack.redis.cli(&["exists", &grace_key]) != "0" {
+        assert!(start.elapsed() < PATIENCE, "grace marker never expired");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        start.elapsed() >= Duration::from_millis(500),
+        "grace ended too early"
+    );
+    c.cancel(id).await;
+    match c.frame().await {
+        ServerFrame::CancelAck { status, .. } => assert_eq!(status, CancelStatus::NotFound),
+        other => panic!("expected cancel_ack, got {other:?}"),
+    }
+    let (code, body) = stack.ai.cancel(c.session_id, id).await;
+    assert_eq!((code, body["status"].as_str()), (404, Some("not_found")));
+    // The message itself is still readable (the resume window is longer than the grace).
+    let stored = stack.ai.message(c.session_id, id).await.expect("stored");
+    assert_eq!(stored.state, MessageState::Completed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_before_the_first_token_wins() {
+    let stack = Stack::start().await;
+    let mut c = WsClient::connect(&stack.gateway.ws_url()).await;
+    // One token every 20 s: the first is far away.
+    let id = c.chat("!demo tokens=5 rate=0.05\nslow start").await;
+    match c.frame().await {
+        ServerFrame::Ack { message_id } => assert_eq!(message_id, id),
+        other => panic!("expected ack, got {other:?}"),
+    }
+    c.cancel(id).await;
+    let mut t = Transcript {
+        message_id: id,
+        ..Default::default()
+    };
+    let mut ack = None;
+    while ack.is_none() || t.done.is_none() {
+        match c.frame().await {
+            ServerFrame::CancelAck { status, .. } => ack = Some(status),
+            f => assert!(absorb(&mut t, &f), "unexpected frame {f:?}"),
+        }
+    }
+    assert_eq!(ack, Some(CancelStatus::Cancelling));
+    assert!(t.seqs.is_empty(), "no chunk before or after the cancel");
+    assert_eq!(
+        t.done.as_ref().map(|d| (d.0, d.1)),
+        Some((0, FinalStatus::Cancelled))
+    );
+    let stored = stack.ai.message(c.session_id, id).await.expect("stored");
+    assert_eq!(
+        (stored.state, stored.last_seq),
+        (MessageState::Cancelled, 0)
+    );
+    // The generation task is gone (its provider stream dropped), long before its first token.
+    wait_no_generations(&stack.ai).await;
+}
+
+/// Waits until the ai-service reports no running generation.
+async fn wait_no_generations(ai: &AiService) {
+    let start = std::time::Instant::now();
+    loop {
+        let body = reqwest::get(format!("{}/metrics", ai.url()))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .unwrap_or_default();
+        let running = body
+            .lines()
+            .find(|l| l.starts_with("ai_generations_running"))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|v| v.parse::<f64>().ok());
+        if running == Some(0.0) {
+            return;
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "generation still running: {running:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_sent_to_another_replica_stops_the_generation() {
+    let redis = RedisServer::start();
+    let owner = AiService::start(&redis.url(), &[]).await;
+    let other = AiService::start(&redis.url(), &[]).await;
+    let gw = Gateway::start(&redis.url(), &owner.url(), &[]).await;
+    let mut c = WsClient::connect(&gw.ws_url()).await;
+    let id = c.chat("!demo tokens=100000 rate=50\nendless").await;
+    let mut t = Transcript {
+        message_id: id,
+        ..Default::default()
+    };
+    while t.seqs.len() < 3 {
+        let f = c.frame().await;
+        absorb(&mut t, &f);
+    }
+    // The cancel goes to the replica that does not run the generation.
+    let (code, body) = other.cancel(c.session_id, id).await;
+    assert_eq!((code, body["status"].as_str()), (200, Some("cancelling")));
+    while t.done.is_none() {
+        let f = c.frame().await;
+        assert!(absorb(&mut t, &f), "unexpected frame {f:?}");
+    }
+    assert_eq!(t.status(), Some(FinalStatus::Cancelled));
+    t.assert_well_formed();
+    // The owner dropped the generation (it would otherwise run for 2,000 s).
+    wait_no_generations(&owner).await;
+    let stored = owner.message(c.session_id, id).await.expect("stored");
+    assert_eq!(stored.last_seq, t.seqs.len() as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_consumer_is_closed_and_its_neighbour_streams_normally() {
+    let stack = Stack::start_with(
+        &[],
+        &[("SEND_QUEUE_BYTES", "65536"), ("SEND_TIMEOUT", "2s")],
+    )
+    .await;
+    let port = stack.gateway.port;
+    let mut slow = WsClient::connect_small_buffer(&stack.gateway.ws_url(), port).await;
+    let slow_id = slow.chat("!demo tokens=2000000 rate=0\nflood").await;
+    // The slow client now reads nothing. Its neighbour streams a normal answer.
+    let mut ok = WsClient::connect(&stack.gateway.ws_url()).await;
+    let id = ok.chat("!demo tokens=200 rate=100\nneighbour").await;
+    let (t, _) = ok.collect(id).await;
+    t.assert_well_formed();
+    assert_eq!(t.status(), Some(FinalStatus::Completed));
+    let stored = stack.ai.message(ok.session_id, id).await.expect("stored");
+    assert_eq!(t.text, stored.text);
+
+    // By the time the flood is fully produced, the gateway has had far more than its bounds
+    // for the slow client; now read what it got: frames, then a 4008 close.
+    stack.ai.wait_terminal(slow.session_id, slow_id).await;
+    let mut frames = 0u64;
+    loop {
+        match slow.recv().await {
+            Incoming::Frame(ServerFrame::Done { .. }) => {
+                panic!("the slow client got its whole answer: it was never closed")
+            }
+            Incoming::Frame(_) => frames += 1,
+            Incoming::Garbage(g) => panic!("garbage: {g:.80}"),
+            Incoming::Close(close) => {
+                let (code, reason) = close.expect("a close frame with a code");
+                assert_eq!(code, 4008, "close code (reason {reason:?})");
+                assert_eq!(reason, "slow consumer");
+                break;
+            }
+        }
+    }
+    assert!(frames > 0);
+    // The gateway still serves new clients.
+    let mut again = WsClient::connect(&stack.gateway.ws_url()).await;
+    let id = again.chat("!demo tokens=10 rate=0\nstill alive").await;
+    let (t, _) = again.collect(id).await;
+    t.assert_well_formed();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_stable_error_code_and_the_connection_keeps_working() {
+    let stack = Stack::start().await;
+    let mut c = WsClient::connect(&stack.gateway.ws_url()).await;
+    let cases: Vec<(Message, ErrorCode)> = vec![
+        (Message::Text("not json".into()), ErrorCode::InvalidJson),
+        (
+            Message::Text(r#"{"type":"dance"}"#.into()),
+            ErrorCode::UnknownType,
+        ),
+        (
+            Message::Text(r#"{"content":"no type"}"#.into()),
+            ErrorCode::UnknownType,
+        ),
+        (
+            Message::Text(r#"{"type":"chat"}"#.into()),
+            ErrorCode::InvalidFrame,
+        ),
+        (
+            Message::Text(r#"{"type":"cancel"}"#.into()),
+            ErrorCode::InvalidFrame,
+        ),
+        (
+            Message::Text(r#"{"type":"cancel","message_id":"not-a-uuid"}"#.into()),
+            ErrorCode::InvalidMessageId,
+        ),
+        (
+            Message::Text(r#"{"type":"chat","content":"  "}"#.into()),
+            ErrorCode::EmptyContent,
+        ),
+        (
+            Message::Binary(vec![1u8, 2, 3].into()),
+            ErrorCode::BinaryNotSupported,
+        ),
+        (
+            Message::Text(
+                serde_json::json!({"type":"resume","message_id":Uuid::new_v4(),"after_seq":0})
+                    .to_string()
+                    .into(),
+            ),
+            ErrorCode::ResumeUnavailable,
+        ),
+    ];
+    for (input, expected) in cases {
+        c.send_raw(input.clone()).await;
+        match c.frame().await {
+            ServerFrame::Error { code, .. } => assert_eq!(code, expected, "for {input:?}"),
+            other => panic!("for {input:?}: expected error, got {other:?}"),
+        }
+    }
+    // An unknown (well-formed) message id is not an error for cancel: it is `not_found`.
+    let unknown = Uuid::new_v4();
+    c.cancel(unknown).await;
+    match c.frame().await {
+        ServerFrame::CancelAck { message_id, status } => {
+            assert_eq!((message_id, status), (unknown, CancelStatus::NotFound))
+        }
+        other => panic!("expected cancel_ack, got {other:?}"),
+    }
+    // The same connection still streams.
+    let id = c.chat("!demo tokens=20 rate=0\nstill fine").await;
+    let (t, _) = c.collect(id).await;
+    t.assert_well_formed();
+    assert_eq!(t.status(), Some(FinalStatus::Completed));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_model_ends_the_message_as_failed() {
+    let stack = Stack::start().await;
+    let mut c = WsClient::connect(&stack.gateway.ws_url()).await;
+    let id = c.chat("!demo tokens=50 rate=0 fail_after=7\nbreak").await;
+    let (t, _) = c.collect(id).await;
+    t.assert_well_formed();
+    let (_, status, error) = t.done.clone().expect("done");
+    assert_eq!(status, FinalStatus::Failed);
+    assert_eq!(error.map(|e| e.code), Some(ErrorCode::UpstreamError));
+    let stored = stack.ai.message(c.session_id, id).await.expect("stored");
+    assert_eq!(stored.state, MessageState::Failed);
+    assert_eq!(stored.text, t.text);
+    assert_eq!(t.text.split(' ').count(), 7);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_chat_never_starts_a_second_generation() {
+    let stack = Stack::start().await;
+    let session = Uuid::new_v4();
+    let id = Uuid::new_v4();
+    let url = format!("{}/v1/sessions/{session}/messages", stack.ai.url());
+    let http = reqwest::Client::new();
+    let posts = (0..10).map(|_| {
+        http.post(&url)
+            .json(&serde_json::json!({"message_id": id, "content": "!demo tokens=30 rate=300\nx"}))
+            .send()
+    });
+    for r in join_all(posts).await {
+        assert_eq!(r.expect("post").status().as_u16(), 202);
+    }
+    let view = stack.ai.wait_terminal(session, id).await;
+    assert_eq!(view.state, MessageState::Completed);
+    assert_eq!(
+        view.text.split(' ').count(),
+        30,
+        "one generation, not several"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_mid_stream_on_another_gateway_loses_and_repeats_nothing() {
+    let redis = RedisServer::start();
+    let ai = AiService::start(&redis.url(), &[]).await;
+    let gw1 = Gateway::start(&redis.url(), &ai.url(), &[]).await;
+    let gw2 = Gateway::start(&redis.url(), &ai.url(), &[]).await;
+    let mut c = WsClient::connect(&gw1.ws_url()).await;
+    let id = c.chat("!demo tokens=300 rate=150\nresume me").await;
+    let mut t = Transcript {
+        message_id: id,
+        ..Default::default()
+    };
+    while t.seqs.len() < 20 {
+        let f = c.frame().await;
+        absorb(&mut t, &f);
+    }
+    let (session, token) = (c.session_id, c.resume_token.clone());
+    c.drop_connection();
+    let mut c2 = WsClient::resume_session(&gw2.ws_url(), session, &token).await;
+    match &c2.welcome {
+        ServerFrame::Welcome { active, .. } => {
+            assert!(active.iter().any(|a| a.message_id == id), "{active:?}")
+        }
+        _ => unreachable!(),
+    }
+    c2.resume(id, t.seqs.len() as u64).await;
+    while t.done.is_none() {
+        let f = c2.frame().await;
+        assert!(absorb(&mut t, &f), "unexpected {f:?}");
+    }
+    t.assert_well_formed();
+    let stored = ai.message(session, id).await.expect("stored");
+    assert_eq!(t.text, stored.text);
+
+    // A bad token is refused at the handshake.
+    let bad = format!(
+        "{}?session_id={session}&resume_token=deadbeef",
+        gw2.ws_url()
+    );
+    let err = tokio_tungstenite::connect_async(bad)
+        .await
+        .expect_err("refused");
+    assert!(err.to_string().contains("401"), "{err}");
+}
