@@ -35,6 +35,19 @@ pub struct Config {
     #[arg(long, env = "STREAM_TTL", default_value = "10m", value_parser = parse_duration)]
     pub stream_ttl: Duration,
 
+    /// Turn pairs (user + assistant) of history kept per session and sent to the model.
+    #[arg(long, env = "HISTORY_TURNS", default_value_t = 20)]
+    pub history_turns: u32,
+
+    /// How long a session's history lives after its last turn.
+    #[arg(long, env = "SESSION_TTL", default_value = "24h", value_parser = parse_duration)]
+    pub session_ttl: Duration,
+
+    /// How long a generation's owner lease lives without renewal (a dead replica's messages end
+    /// as `worker_lost` about this long after it died). Renewed every third of it.
+    #[arg(long, env = "LEASE_TTL", default_value = "4s", value_parser = parse_duration)]
+    pub lease_ttl: Duration,
+
     /// Which provider answers.
     #[arg(long, env = "PROVIDER", value_enum, default_value = "demo")]
     pub provider: ProviderKind,
@@ -112,6 +125,9 @@ impl Config {
                 "CANCEL_GRACE ({:?}) must not exceed STREAM_TTL ({:?})",
                 self.cancel_grace, self.stream_ttl
             ));
+        }
+        if self.lease_ttl < Duration::from_millis(300) {
+            return Err("LEASE_TTL must be at least 300ms".into());
         }
         if self.stream_ttl < Duration::from_secs(1) {
             return Err("STREAM_TTL must be at least 1s".into());

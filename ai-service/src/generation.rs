@@ -11,7 +11,7 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt};
 use shared_proto::{ErrorBody, ErrorCode, FinalStatus, MessageState, StreamChunk, Usage};
-use store::{Appended, Finished, MessageRef, Outcome, Store, StoreError};
+use store::{Appended, Finished, Lease, MessageRef, Outcome, Store, StoreError};
 use tracing::Instrument;
 
 use crate::provider::{GenerationRequest, Provider, ProviderEvent};
@@ -26,6 +26,11 @@ pub struct Generation {
     pub store: Arc<dyn Store>,
     pub provider: Arc<dyn Provider>,
     pub msg: MessageRef,
+    /// This replica's id: the lease holder.
+    pub owner: String,
+    /// How often the lease is renewed (a third of its TTL).
+    pub lease_renewal: Duration,
+    /// The request; its history is filled from the store when the generation starts.
     pub request: GenerationRequest,
     pub stop: StopHandle,
 }
@@ -68,7 +73,9 @@ impl Generation {
                         Ok(Finished::AlreadyTerminal(state)) => {
                             tracing::info!(?state, "message ended elsewhere first")
                         }
-                        Ok(Finished::Missing) => tracing::warn!("message vanished from the store"),
+                        Ok(Finished::Missing | Finished::OwnerAlive) => {
+                            tracing::warn!("message vanished from the store")
+                        }
                         Err(e) => tracing::warn!(error = %e, "could not write the end of the message"),
                     }
                 }
@@ -85,10 +92,21 @@ impl Generation {
             store,
             provider,
             msg,
-            request,
+            owner,
+            lease_renewal,
+            mut request,
             stop,
         } = self;
+        match store.history(msg.session_id).await {
+            Ok(history) => request.history = history,
+            Err(e) => tracing::warn!(error = %e, "history unavailable; answering without it"),
+        }
         let mut stream = provider.stream(request);
+        let mut renewal = tokio::time::interval_at(
+            tokio::time::Instant::now() + lease_renewal,
+            lease_renewal.max(Duration::from_millis(50)),
+        );
+        renewal.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut pending = String::new();
         let mut seq: u64 = 0;
         let mut usage: Option<Usage> = None;
@@ -154,6 +172,15 @@ impl Generation {
                                 usage,
                             });
                         }
+                    }
+                }
+                _ = renewal.tick() => {
+                    match store.renew_lease(&msg, &owner).await {
+                        Ok(Lease::Renewed) => {}
+                        Ok(Lease::Ended(state)) => return End::Stopped(state),
+                        Ok(Lease::Lost) => return End::Lost,
+                        // The store is away: keep going; appends will tell.
+                        Err(e) => tracing::debug!(error = %e, "lease renewal failed"),
                     }
                 }
                 event = stream.next(), if upstream_end.is_none() => {

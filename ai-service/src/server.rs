@@ -56,13 +56,21 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     let replica_id = config.replica_id.clone().unwrap_or_else(random_replica_id);
     let provider = provider(&config)?;
     let store_config = RedisStoreConfig {
-        url: config.redis_url.clone(),
         stream_ttl: config.stream_ttl,
         cancel_grace: config.cancel_grace,
         command_timeout: config.redis_command_timeout,
+        lease_ttl: config.lease_ttl,
+        history_turns: config.history_turns,
+        session_ttl: config.session_ttl,
+        ..RedisStoreConfig::new(config.redis_url.clone())
     };
     let store: Arc<dyn Store> = Arc::new(RedisStore::connect(&store_config).await?);
-    let service = Service::new(store, provider.clone(), replica_id.clone());
+    let service = Service::new(
+        store,
+        provider.clone(),
+        replica_id.clone(),
+        config.lease_ttl,
+    );
     let feed = RedisFeed::start(
         &config.redis_url,
         config.redis_command_timeout,

@@ -32,6 +32,7 @@ pub struct Service {
     replica_id: String,
     draining: AtomicBool,
     tasks: tokio_util::task::TaskTracker,
+    lease_ttl: Duration,
 }
 
 impl Service {
@@ -39,6 +40,7 @@ impl Service {
         store: Arc<dyn Store>,
         provider: Arc<dyn Provider>,
         replica_id: String,
+        lease_ttl: Duration,
     ) -> Arc<Self> {
         Arc::new(Service {
             store,
@@ -47,6 +49,7 @@ impl Service {
             replica_id,
             draining: AtomicBool::new(false),
             tasks: tokio_util::task::TaskTracker::new(),
+            lease_ttl,
         })
     }
 
@@ -99,6 +102,8 @@ impl Service {
             store: self.store.clone(),
             provider: self.provider.clone(),
             msg,
+            owner: self.replica_id.clone(),
+            lease_renewal: self.lease_ttl / 3,
             request: GenerationRequest {
                 session_id: msg.session_id,
                 message_id: msg.message_id,

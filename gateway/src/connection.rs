@@ -175,7 +175,6 @@ async fn run(
                     break;
                 }
                 sink.ping(b"");
-                streams.check_idle(state.config.heartbeat_interval.min(std::time::Duration::from_secs(5)));
             }
             msg = messages.next() => {
                 let Some(msg) = msg else { break };

@@ -52,6 +52,29 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
+/// How often followed messages are checked for lost live entries and dead producers.
+const WATCHDOG_PERIOD: Duration = Duration::from_secs(1);
+/// A followed message with no progress for this long has its log re-read (and, if its owner's
+/// lease has expired, is ended as `worker_lost`).
+const WATCHDOG_IDLE: Duration = Duration::from_secs(2);
+
+/// The safety net under live delivery: no client waits forever for a message whose last live
+/// entry was lost or whose producer died.
+async fn watchdog(hub: Arc<Hub>, shutdown: tokio_util::sync::CancellationToken) {
+    let mut tick = tokio::time::interval(WATCHDOG_PERIOD);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {
+                for conn in hub.connections() {
+                    conn.streams.check_idle(WATCHDOG_IDLE);
+                }
+            }
+        }
+    }
+}
+
 /// Runs the gateway until SIGTERM/SIGINT, then shuts down gracefully.
 pub async fn run(config: Config) -> Result<(), StartError> {
     config.validate().map_err(StartError::Config)?;
@@ -66,12 +89,11 @@ pub async fn run(config: Config) -> Result<(), StartError> {
             ResumeTokens::new(uuid::Uuid::new_v4().as_bytes())
         }
     };
+    // The gateway reads, and writes only the `worker_lost` takeover; retention and history
+    // are the ai-service's settings (a takeover uses the defaults).
     let store_config = RedisStoreConfig {
-        url: config.redis_url.clone(),
-        // The gateway only reads; retention is the ai-service's setting.
-        stream_ttl: Duration::from_secs(600),
-        cancel_grace: Duration::from_secs(30),
         command_timeout: config.redis_command_timeout,
+        ..RedisStoreConfig::new(config.redis_url.clone())
     };
     let store: Arc<dyn Store> = Arc::new(RedisStore::connect(&store_config).await?);
     let hub = Arc::new(Hub::default());
@@ -122,6 +144,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     );
     let handle = server.handle();
     let server_task = tokio::spawn(server);
+    tokio::spawn(watchdog(hub.clone(), state.shutdown.clone()));
 
     service_kit::shutdown_signal().await;
     tracing::info!(

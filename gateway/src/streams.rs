@@ -38,6 +38,18 @@ struct Cursor {
     /// Whether a read that finds no message means "resume_unavailable" (resume) rather than
     /// "the store lost it" (live chat).
     resumed: bool,
+    /// A read has found the message at least once.
+    confirmed: bool,
+}
+
+/// What a backfill pass decided.
+enum Retry {
+    /// Read again at once.
+    Now,
+    /// The owner's lease expired: take the message over, then read again.
+    Reap,
+    /// The store is unreachable: read again after a pause.
+    Later,
 }
 
 /// The messages one connection follows.
@@ -215,9 +227,14 @@ impl Streams {
                                 return;
                             }
                         }
+                        c.confirmed = true;
                         if c.max_seen.is_some_and(|m| m >= c.next_index) {
                             // Something seen live was written after our read: read again.
-                            false
+                            Retry::Now
+                        } else if !read.lease_alive && !read.state.is_terminal() {
+                            // The producer died: end the message for everyone (compare-and-set,
+                            // so a racing owner or gateway cannot make it end twice).
+                            Retry::Reap
                         } else {
                             c.max_seen = None;
                             c.backfilling = false;
@@ -225,7 +242,7 @@ impl Streams {
                         }
                     }
                     Ok(None) => {
-                        let frame = if c.resumed {
+                        let frame = if c.resumed && !c.confirmed {
                             ServerFrame::error(
                                 ErrorCode::ResumeUnavailable,
                                 "this answer is no longer available (expired or unknown)",
@@ -248,13 +265,27 @@ impl Streams {
                             self.sink.send(&frame);
                             return;
                         }
-                        true
+                        Retry::Later
                     }
                 }
             };
-            if retry {
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(1));
+            match retry {
+                Retry::Now => {}
+                Retry::Reap => match self.store.reap(&msg).await {
+                    Ok(store::Finished::Done { .. }) => {
+                        tracing::warn!(session_id = %self.session_id, %message_id,
+                            "producer lease expired: message ended as worker_lost");
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::debug!(error = %e, "reap failed; will retry");
+                        tokio::time::sleep(delay).await;
+                    }
+                },
+                Retry::Later => {
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(1));
+                }
             }
         }
     }
@@ -269,6 +300,7 @@ impl Cursor {
             max_seen: None,
             last_progress: Instant::now(),
             resumed,
+            confirmed: false,
         }
     }
 }

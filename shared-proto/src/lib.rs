@@ -13,6 +13,7 @@ mod chunk;
 mod client;
 mod close_code;
 mod error_code;
+mod history;
 mod server;
 mod state;
 
@@ -20,6 +21,7 @@ pub use chunk::{ChunkKind, StreamChunk, STREAM_CHUNK_VERSION};
 pub use client::{ClientFrame, FrameError};
 pub use close_code::CloseCode;
 pub use error_code::{ErrorBody, ErrorCode};
+pub use history::{Role, StoredTurn, Turn};
 pub use server::{ActiveMessage, ServerFrame, Usage};
 pub use state::{CancelStatus, FinalStatus, MessageState};
 

@@ -11,6 +11,8 @@
 //! | `s:{sid}:m:{mid}` | hash | `state`, `seq`, `owner`, `created_ms`, `content`, `error_*` |
 //! | `s:{sid}:m:{mid}:log` | list | the message's [`StreamChunk`](shared_proto::StreamChunk)s as JSON |
 //! | `s:{sid}:m:{mid}:grace` | string | exists for `CANCEL_GRACE` after the message finished |
+//! | `s:{sid}:m:{mid}:lease` | string | the owner replica, while it renews its lease |
+//! | `s:{sid}:hist` | list | the session's finished turns as JSON, capped, expiring |
 //! | `s:{sid}:ch` | shard channel | live copies of every log entry of the session |
 //! | `r:{replica}:nudge` | shard channel | "stop this message now" for one ai-service replica |
 
@@ -42,6 +44,16 @@ pub fn grace(m: &MessageRef) -> String {
     format!("{}:m:{}:grace", tag(m.session_id), m.message_id)
 }
 
+/// The message's owner lease.
+pub fn lease(m: &MessageRef) -> String {
+    format!("{}:m:{}:lease", tag(m.session_id), m.message_id)
+}
+
+/// The session's conversation history.
+pub fn history(session_id: Uuid) -> String {
+    format!("{}:hist", tag(session_id))
+}
+
 /// The session's live channel.
 pub fn session_channel(session_id: Uuid) -> String {
     format!("{}:ch", tag(session_id))
@@ -71,6 +83,8 @@ mod tests {
             message(&m),
             log(&m),
             grace(&m),
+            lease(&m),
+            history(m.session_id),
             session_channel(m.session_id),
         ] {
             assert!(k.contains(&t), "{k}");

@@ -21,13 +21,16 @@ mod message;
 pub mod redis;
 
 use async_trait::async_trait;
-use shared_proto::{ActiveMessage, ErrorBody, FinalStatus, MessageState, StreamChunk, Usage};
+use shared_proto::{ActiveMessage, ErrorBody, FinalStatus, MessageState, StreamChunk, Turn, Usage};
 use uuid::Uuid;
 
 pub use error::StoreError;
 pub use feed::{Feed, FeedEvent, FeedHandler};
 pub use message::MessageRef;
 pub use redis::{RedisFeed, RedisStore, RedisStoreConfig};
+
+/// How long an owner's lease lasts without renewal; the owner renews it every third of that.
+pub const DEFAULT_LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(4);
 
 /// Result of [`Store::create`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +70,19 @@ pub enum Finished {
     AlreadyTerminal(MessageState),
     /// The message is gone from the store.
     Missing,
+    /// A takeover ([`Store::reap`]) found the owner's lease still alive; nothing was written.
+    OwnerAlive,
+}
+
+/// Result of [`Store::renew_lease`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lease {
+    /// Renewed; the message is still running.
+    Renewed,
+    /// The message is terminal (e.g. cancelled): stop producing.
+    Ended(MessageState),
+    /// Another replica owns the message now, or it is gone: stop producing.
+    Lost,
 }
 
 /// Result of [`Store::cancel`].
@@ -86,6 +102,8 @@ pub struct LogRead {
     pub owner: String,
     /// Entries at positions `from_index..` (see [`StreamChunk::log_index`]).
     pub entries: Vec<StreamChunk>,
+    /// Whether the owner's lease is alive (meaningful while the message runs).
+    pub lease_alive: bool,
 }
 
 impl LogRead {
@@ -130,6 +148,17 @@ pub trait Store: Send + Sync + 'static {
     /// Reads the state and the log from position `from_index`; `None` if the message is
     /// unknown or expired.
     async fn read(&self, msg: &MessageRef, from_index: u64) -> Result<Option<LogRead>, StoreError>;
+
+    /// The owner renews its lease on a running message (see `LEASE_TTL` in the store config).
+    async fn renew_lease(&self, msg: &MessageRef, owner: &str) -> Result<Lease, StoreError>;
+
+    /// Ends a running message as `failed/worker_lost` if (and only if) its owner's lease has
+    /// expired: the owner died. Any replica or gateway may call it.
+    async fn reap(&self, msg: &MessageRef) -> Result<Finished, StoreError>;
+
+    /// The session's finished turns (user, assistant, …), oldest first, at most the configured
+    /// number of pairs.
+    async fn history(&self, session_id: Uuid) -> Result<Vec<Turn>, StoreError>;
 
     /// The session's messages that have not finished.
     async fn active(&self, session_id: Uuid) -> Result<Vec<ActiveMessage>, StoreError>;

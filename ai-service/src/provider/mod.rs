@@ -14,21 +14,7 @@ use futures_util::stream::BoxStream;
 use shared_proto::{ErrorBody, ErrorCode, Usage};
 use uuid::Uuid;
 
-/// Who said a turn of the conversation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    System,
-    User,
-    Assistant,
-}
-
-/// One earlier turn of the conversation, oldest first.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Turn {
-    pub role: Role,
-    pub content: String,
-}
+pub use shared_proto::{Role, Turn};
 
 /// What a provider is asked to answer.
 #[derive(Debug, Clone)]

@@ -13,12 +13,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use fred::prelude::*;
-use shared_proto::{ActiveMessage, CancelStatus, FinalStatus, MessageState, StreamChunk};
+use shared_proto::{
+    ActiveMessage, CancelStatus, ErrorBody, ErrorCode, FinalStatus, MessageState, StoredTurn,
+    StreamChunk, Turn,
+};
 use uuid::Uuid;
 
 use crate::keys;
 use crate::{
-    Appended, Cancelled, Created, Finished, LogRead, MessageRef, Outcome, Store, StoreError,
+    Appended, Cancelled, Created, Finished, Lease, LogRead, MessageRef, Outcome, Store, StoreError,
 };
 pub use feed::RedisFeed;
 use scripts::Scripts;
@@ -34,6 +37,27 @@ pub struct RedisStoreConfig {
     pub cancel_grace: Duration,
     /// Bound on any single command, including time spent waiting for a reconnect.
     pub command_timeout: Duration,
+    /// How long an owner's lease lives without renewal.
+    pub lease_ttl: Duration,
+    /// Turn pairs kept per session (0: no history).
+    pub history_turns: u32,
+    /// How long a session's history lives after its last turn.
+    pub session_ttl: Duration,
+}
+
+impl RedisStoreConfig {
+    /// Defaults for everything but the URL.
+    pub fn new(url: impl Into<String>) -> Self {
+        RedisStoreConfig {
+            url: url.into(),
+            stream_ttl: Duration::from_secs(600),
+            cancel_grace: Duration::from_secs(30),
+            command_timeout: Duration::from_secs(5),
+            lease_ttl: crate::DEFAULT_LEASE_TTL,
+            history_turns: 20,
+            session_ttl: Duration::from_secs(24 * 3600),
+        }
+    }
 }
 
 /// The Redis store. Cheap to clone (one shared multiplexed connection).
@@ -43,6 +67,13 @@ pub struct RedisStore {
     scripts: Scripts,
     stream_ttl_ms: u64,
     grace_ms: u64,
+    lease_ms: u64,
+    history_turns: u32,
+    session_ttl_ms: u64,
+}
+
+fn ms(d: Duration) -> u64 {
+    d.as_millis().max(1) as u64
 }
 
 pub(crate) fn builder(url: &str, command_timeout: Duration) -> Result<Builder, StoreError> {
@@ -82,8 +113,11 @@ impl RedisStore {
         Ok(RedisStore {
             client,
             scripts: Scripts::new(),
-            stream_ttl_ms: cfg.stream_ttl.as_millis().max(1) as u64,
-            grace_ms: cfg.cancel_grace.as_millis().max(1) as u64,
+            stream_ttl_ms: ms(cfg.stream_ttl),
+            grace_ms: ms(cfg.cancel_grace),
+            lease_ms: ms(cfg.lease_ttl),
+            history_turns: cfg.history_turns,
+            session_ttl_ms: ms(cfg.session_ttl),
         })
     }
 
@@ -117,9 +151,16 @@ impl RedisStore {
         &self,
         msg: &MessageRef,
         outcome: &Outcome,
+        only_if_lease_expired: bool,
     ) -> Result<(i64, MessageState, u64, String), StoreError> {
         let (head, tail) = Self::render_terminal(msg, outcome);
-        let keys = vec![keys::message(msg), keys::log(msg), keys::grace(msg)];
+        let keys = vec![
+            keys::message(msg),
+            keys::log(msg),
+            keys::grace(msg),
+            keys::history(msg.session_id),
+            keys::lease(msg),
+        ];
         let args = vec![
             outcome.status.as_str().to_string(),
             head,
@@ -128,6 +169,9 @@ impl RedisStore {
             self.stream_ttl_ms.to_string(),
             self.grace_ms.to_string(),
             shared_proto::now_ms().to_string(),
+            self.history_turns.to_string(),
+            self.session_ttl_ms.to_string(),
+            if only_if_lease_expired { "1" } else { "0" }.to_string(),
         ];
         let reply: Vec<Value> = self.scripts.finish.run(&self.client, keys, args).await?;
         let code = int_at(&reply, 0)?;
@@ -169,13 +213,18 @@ impl Store for RedisStore {
         owner: &str,
         content: &str,
     ) -> Result<Created, StoreError> {
-        let keys = vec![keys::message(msg), keys::messages(msg.session_id)];
+        let keys = vec![
+            keys::message(msg),
+            keys::messages(msg.session_id),
+            keys::lease(msg),
+        ];
         let args = vec![
             msg.message_id.to_string(),
             owner.to_string(),
             content.to_string(),
             shared_proto::now_ms().to_string(),
             self.stream_ttl_ms.to_string(),
+            self.lease_ms.to_string(),
         ];
         let reply: Vec<Value> = self.scripts.create.run(&self.client, keys, args).await?;
         Ok(Created {
@@ -204,12 +253,53 @@ impl Store for RedisStore {
     }
 
     async fn finish(&self, msg: &MessageRef, outcome: &Outcome) -> Result<Finished, StoreError> {
-        let (code, state, seq, _owner) = self.transition(msg, outcome).await?;
+        let (code, state, seq, _owner) = self.transition(msg, outcome, false).await?;
         Ok(match code {
             1 => Finished::Done { seq },
             0 => Finished::AlreadyTerminal(state),
             _ => Finished::Missing,
         })
+    }
+
+    async fn renew_lease(&self, msg: &MessageRef, owner: &str) -> Result<Lease, StoreError> {
+        let keys = vec![keys::message(msg), keys::lease(msg)];
+        let args = vec![owner.to_string(), self.lease_ms.to_string()];
+        let reply: String = self.scripts.renew.run(&self.client, keys, args).await?;
+        Ok(match reply.as_str() {
+            "queued" | "streaming" => Lease::Renewed,
+            "missing" | "lost" => Lease::Lost,
+            other => match MessageState::parse(other) {
+                Some(state) => Lease::Ended(state),
+                None => return Err(StoreError::Protocol(format!("renew: {other:?}"))),
+            },
+        })
+    }
+
+    async fn reap(&self, msg: &MessageRef) -> Result<Finished, StoreError> {
+        let outcome = Outcome {
+            status: FinalStatus::Failed,
+            error: Some(ErrorBody::new(
+                ErrorCode::WorkerLost,
+                "the ai-service replica running this answer stopped responding",
+            )),
+            usage: None,
+        };
+        let (code, state, seq, _owner) = self.transition(msg, &outcome, true).await?;
+        Ok(match code {
+            1 => Finished::Done { seq },
+            0 => Finished::AlreadyTerminal(state),
+            2 => Finished::OwnerAlive,
+            _ => Finished::Missing,
+        })
+    }
+
+    async fn history(&self, session_id: Uuid) -> Result<Vec<Turn>, StoreError> {
+        let raw: Vec<String> = self.client.lrange(keys::history(session_id), 0, -1).await?;
+        Ok(raw
+            .iter()
+            .filter_map(|s| serde_json::from_str::<StoredTurn>(s).ok())
+            .map(Turn::from)
+            .collect())
     }
 
     async fn cancel(&self, msg: &MessageRef) -> Result<Cancelled, StoreError> {
@@ -218,7 +308,7 @@ impl Store for RedisStore {
             error: None,
             usage: None,
         };
-        let (code, state, grace, owner) = self.transition(msg, &outcome).await?;
+        let (code, state, grace, owner) = self.transition(msg, &outcome, false).await?;
         let status = match code {
             1 => {
                 return Ok(Cancelled {
@@ -238,7 +328,7 @@ impl Store for RedisStore {
     }
 
     async fn read(&self, msg: &MessageRef, from_index: u64) -> Result<Option<LogRead>, StoreError> {
-        let keys = vec![keys::message(msg), keys::log(msg)];
+        let keys = vec![keys::message(msg), keys::log(msg), keys::lease(msg)];
         let reply: Value = self
             .scripts
             .read
@@ -264,11 +354,13 @@ impl Store for RedisStore {
                 entries.push(chunk);
             }
         }
+        let lease_alive = parts.get(4).and_then(|v| v.as_i64()) == Some(1);
         Ok(Some(LogRead {
             state,
             last_seq,
             owner,
             entries,
+            lease_alive,
         }))
     }
 

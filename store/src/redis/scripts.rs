@@ -12,6 +12,7 @@ pub(crate) struct Scripts {
     pub create: Lua,
     pub append: Lua,
     pub finish: Lua,
+    pub renew: Lua,
     pub read: Lua,
     pub active: Lua,
 }
@@ -22,6 +23,7 @@ impl Scripts {
             create: Lua(Script::from_lua(include_str!("lua/create.lua"))),
             append: Lua(Script::from_lua(include_str!("lua/append.lua"))),
             finish: Lua(Script::from_lua(include_str!("lua/finish.lua"))),
+            renew: Lua(Script::from_lua(include_str!("lua/renew.lua"))),
             read: Lua(Script::from_lua(include_str!("lua/read.lua"))),
             active: Lua(Script::from_lua(include_str!("lua/active.lua"))),
         }

@@ -1,20 +1,27 @@
 -- Terminal transition (completed, failed or cancelled): compare-and-set from queued/streaming,
--- write the terminal entry into the log, start the grace period, publish the entry.
+-- write the terminal entry into the log, start the grace period, record the turn in the
+-- session's history, drop the lease, publish the entry. With ARGV[10] = '1' it only acts when
+-- the owner's lease has expired (the `worker_lost` takeover).
 -- The entry is ARGV[2] .. seq .. ARGV[3]: the caller renders it around the seq only this
 -- script knows for sure.
--- KEYS: 1 message hash, 2 log, 3 grace marker
+-- KEYS: 1 message hash, 2 log, 3 grace marker, 4 session history, 5 lease
 -- ARGV: 1 new state, 2 entry head, 3 entry tail, 4 session channel, 5 ttl (ms), 6 grace (ms),
---       7 now (ms)
+--       7 now (ms), 8 history cap (turn pairs; 0 = none), 9 history ttl (ms),
+--       10 only if the lease expired ('1' / '0')
 -- Returns {1, new state, seq, owner} when this call made the transition,
 -- {0, current state, grace, ''} when already terminal (grace = 1 while the grace marker lives),
+-- {2, current state, 0, owner} when the owner's lease is still alive (takeover refused),
 -- {-1, '', 0, ''} when the message is unknown or expired.
-local h = redis.call('HMGET', KEYS[1], 'state', 'seq', 'owner')
+local h = redis.call('HMGET', KEYS[1], 'state', 'seq', 'owner', 'content')
 local st = h[1]
 if not st then
   return {-1, '', 0, ''}
 end
 if st ~= 'queued' and st ~= 'streaming' then
   return {0, st, redis.call('EXISTS', KEYS[3]), ''}
+end
+if ARGV[10] == '1' and redis.call('EXISTS', KEYS[5]) == 1 then
+  return {2, st, 0, h[3] or ''}
 end
 local seq = h[2]
 local entry = ARGV[2] .. seq .. ARGV[3]
@@ -23,5 +30,21 @@ redis.call('RPUSH', KEYS[2], entry)
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[6])
+redis.call('DEL', KEYS[5])
+local cap = tonumber(ARGV[8])
+if cap > 0 then
+  local parts = {}
+  for _, e in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
+    local ok, c = pcall(cjson.decode, e)
+    if ok and c.kind == 'delta' then
+      table.insert(parts, c.text)
+    end
+  end
+  redis.call('RPUSH', KEYS[4],
+    cjson.encode({role = 'user', content = h[4] or ''}),
+    cjson.encode({role = 'assistant', content = table.concat(parts), status = ARGV[1]}))
+  redis.call('LTRIM', KEYS[4], -2 * cap, -1)
+  redis.call('PEXPIRE', KEYS[4], ARGV[9])
+end
 redis.call('SPUBLISH', ARGV[4], entry)
 return {1, ARGV[1], tonumber(seq), h[3] or ''}

@@ -1,0 +1,18 @@
+-- The owner renews its lease on a running message, and learns its state (so a producer that
+-- missed a cancel nudge still stops within one renewal period).
+-- KEYS: 1 message hash, 2 lease
+-- ARGV: 1 owner replica, 2 lease (ms)
+-- Returns the state, 'missing' for an unknown message, or 'lost' when another owner holds it.
+local h = redis.call('HMGET', KEYS[1], 'state', 'owner')
+local st = h[1]
+if not st then
+  return 'missing'
+end
+if st ~= 'queued' and st ~= 'streaming' then
+  return st
+end
+if h[2] ~= ARGV[1] then
+  return 'lost'
+end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+return st
