@@ -140,16 +140,7 @@ impl Config {
                 return Err("REPLICA_ID must be 1-64 characters without braces or spaces".into());
             }
         }
-        let scheme = self.redis_url.split("://").next().unwrap_or("");
-        if !matches!(
-            scheme,
-            "redis" | "rediss" | "redis-cluster" | "rediss-cluster"
-        ) {
-            return Err(format!(
-                "REDIS_URL has an unknown scheme: {:?}",
-                self.redis_url
-            ));
-        }
+        service_kit::check_redis_url(&self.redis_url)?;
         Ok(())
     }
 }

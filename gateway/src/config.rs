@@ -96,16 +96,7 @@ impl Config {
                 ))
             }
         }
-        let scheme = self.redis_url.split("://").next().unwrap_or("");
-        if !matches!(
-            scheme,
-            "redis" | "rediss" | "redis-cluster" | "rediss-cluster"
-        ) {
-            return Err(format!(
-                "REDIS_URL has an unknown scheme: {:?}",
-                self.redis_url
-            ));
-        }
+        service_kit::check_redis_url(&self.redis_url)?;
         if matches!(&self.auth_secret, Some(s) if s.len() < 16) {
             return Err("AUTH_SECRET must be at least 16 characters".into());
         }
