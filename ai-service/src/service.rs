@@ -79,22 +79,25 @@ impl Service {
         if self.is_draining() {
             return Ok(Started::ShuttingDown);
         }
-        // Register first: a cancel nudge that arrives right after `create` must find it.
-        let stop = self.registry.register(msg);
+        // Register first: a cancel nudge that arrives right after `create` must find it. Only
+        // the request that registers may create and start the generation; a concurrent retry
+        // on this replica just reports the state.
+        let Some(stop) = self.registry.register(msg) else {
+            let state = match self.store.read(&msg, u64::MAX).await? {
+                Some(read) => read.state,
+                None => MessageState::Queued,
+            };
+            return Ok(Started::Accepted(state));
+        };
         let created = match self.store.create(&msg, &self.replica_id, &content).await {
             Ok(c) => c,
             Err(e) => {
-                if stop.is_some() {
-                    self.registry.remove(&msg);
-                }
+                self.registry.remove(&msg);
                 return Err(e);
             }
         };
-        let Some(stop) = stop else {
-            // Already running here: an idempotent retry.
-            return Ok(Started::Accepted(created.state));
-        };
         if !created.created {
+            // It exists already (created by another replica, or earlier): start nothing.
             self.registry.remove(&msg);
             return Ok(Started::Accepted(created.state));
         }

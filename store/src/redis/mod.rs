@@ -6,6 +6,7 @@
 //! on a standalone server and on a cluster, where a session's channel lives on the shard that
 //! holds its keys.
 
+mod batcher;
 mod feed;
 mod scripts;
 
@@ -23,6 +24,7 @@ use crate::keys;
 use crate::{
     Appended, Cancelled, Created, Finished, Lease, LogRead, MessageRef, Outcome, Store, StoreError,
 };
+use batcher::AppendBatcher;
 pub use feed::RedisFeed;
 use scripts::Scripts;
 
@@ -65,6 +67,7 @@ impl RedisStoreConfig {
 pub struct RedisStore {
     client: Client,
     scripts: Scripts,
+    appends: AppendBatcher,
     stream_ttl_ms: u64,
     grace_ms: u64,
     lease_ms: u64,
@@ -110,9 +113,16 @@ impl RedisStore {
         }
         let client = builder(&cfg.url, cfg.command_timeout)?.build()?;
         let _connection = client.connect();
+        let scripts = Scripts::new();
+        let appends = AppendBatcher::start(
+            client.clone(),
+            scripts.append_many.clone(),
+            ms(cfg.stream_ttl),
+        );
         Ok(RedisStore {
             client,
-            scripts: Scripts::new(),
+            scripts,
+            appends,
             stream_ttl_ms: ms(cfg.stream_ttl),
             grace_ms: ms(cfg.cancel_grace),
             lease_ms: ms(cfg.lease_ttl),
@@ -234,22 +244,7 @@ impl Store for RedisStore {
     }
 
     async fn append(&self, msg: &MessageRef, chunk: &StreamChunk) -> Result<Appended, StoreError> {
-        let keys = vec![keys::message(msg), keys::log(msg)];
-        let args = vec![
-            chunk.seq.to_string(),
-            chunk.to_json(),
-            keys::session_channel(msg.session_id),
-            self.stream_ttl_ms.to_string(),
-        ];
-        let reply: Vec<Value> = self.scripts.append.run(&self.client, keys, args).await?;
-        Ok(match int_at(&reply, 0)? {
-            1 => Appended::Written,
-            0 => Appended::Stopped(state_at(&reply, 1)?),
-            -1 => Appended::Missing,
-            _ => Appended::OutOfOrder {
-                last_seq: str_at(&reply, 1)?.parse().unwrap_or(0),
-            },
-        })
+        self.appends.append(msg, chunk).await
     }
 
     async fn finish(&self, msg: &MessageRef, outcome: &Outcome) -> Result<Finished, StoreError> {

@@ -10,7 +10,7 @@ use crate::StoreError;
 #[derive(Clone)]
 pub(crate) struct Scripts {
     pub create: Lua,
-    pub append: Lua,
+    pub append_many: Lua,
     pub finish: Lua,
     pub renew: Lua,
     pub read: Lua,
@@ -21,7 +21,7 @@ impl Scripts {
     pub fn new() -> Self {
         Scripts {
             create: Lua(Script::from_lua(include_str!("lua/create.lua"))),
-            append: Lua(Script::from_lua(include_str!("lua/append.lua"))),
+            append_many: Lua(Script::from_lua(include_str!("lua/append_many.lua"))),
             finish: Lua(Script::from_lua(include_str!("lua/finish.lua"))),
             renew: Lua(Script::from_lua(include_str!("lua/renew.lua"))),
             read: Lua(Script::from_lua(include_str!("lua/read.lua"))),

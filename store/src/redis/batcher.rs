@@ -1,0 +1,138 @@
+//! Appends of many streams share one script call.
+//!
+//! Each generation waits for its previous append before sending the next (that is how tokens
+//! coalesce per stream), so per-stream batching alone cannot beat one round trip per chunk.
+//! This batcher collects the appends of *all* streams that arrive while a batch is in flight
+//! and sends them as one `append_many.lua` call, grouped by cluster slot (keys of one call must
+//! share a slot; on a standalone server every key does). When the store is idle a lone append
+//! goes out at once: nothing is ever held back waiting for company.
+
+use std::collections::HashMap;
+
+use fred::prelude::*;
+use fred::util::redis_keyslot;
+use futures_util::future::join_all;
+use shared_proto::{MessageState, StreamChunk};
+use tokio::sync::{mpsc, oneshot};
+
+use super::scripts::Lua;
+use crate::keys;
+use crate::{Appended, MessageRef, StoreError};
+
+/// Most appends in one script call (bounds the script's run time, so one batch never blocks
+/// Redis for long).
+const MAX_BATCH: usize = 256;
+
+struct Pending {
+    msg: MessageRef,
+    seq: u64,
+    json: String,
+    reply: oneshot::Sender<Result<Appended, StoreError>>,
+}
+
+/// Handle to the batcher task.
+#[derive(Clone)]
+pub(crate) struct AppendBatcher {
+    tx: mpsc::UnboundedSender<Pending>,
+}
+
+impl AppendBatcher {
+    /// Starts the batcher task; it ends when every handle is dropped.
+    pub fn start(client: Client, script: Lua, ttl_ms: u64) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(run(client, script, ttl_ms, rx));
+        AppendBatcher { tx }
+    }
+
+    /// Appends one chunk (see [`crate::Store::append`]).
+    pub async fn append(
+        &self,
+        msg: &MessageRef,
+        chunk: &StreamChunk,
+    ) -> Result<Appended, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        let pending = Pending {
+            msg: *msg,
+            seq: chunk.seq,
+            json: chunk.to_json(),
+            reply,
+        };
+        self.tx
+            .send(pending)
+            .map_err(|_| StoreError::Protocol("append batcher stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Protocol("append batcher dropped a request".into()))?
+    }
+}
+
+async fn run(client: Client, script: Lua, ttl_ms: u64, mut rx: mpsc::UnboundedReceiver<Pending>) {
+    while let Some(first) = rx.recv().await {
+        // Everything that queued up while the previous batch was in flight.
+        let mut groups: HashMap<u16, Vec<Pending>> = HashMap::new();
+        let mut n = 0;
+        let mut next = Some(first);
+        while let Some(p) = next {
+            let slot = redis_keyslot(keys::message(&p.msg).as_bytes());
+            groups.entry(slot).or_default().push(p);
+            n += 1;
+            next = if n < MAX_BATCH {
+                rx.try_recv().ok()
+            } else {
+                None
+            };
+        }
+        metrics::histogram!("store_append_batch_size").record(n as f64);
+        join_all(
+            groups
+                .into_values()
+                .map(|group| run_group(&client, &script, ttl_ms, group)),
+        )
+        .await;
+    }
+}
+
+async fn run_group(client: &Client, script: &Lua, ttl_ms: u64, group: Vec<Pending>) {
+    let mut keys = Vec::with_capacity(group.len() * 2);
+    let mut args = Vec::with_capacity(group.len() * 3 + 1);
+    args.push(ttl_ms.to_string());
+    for p in &group {
+        keys.push(keys::message(&p.msg));
+        keys.push(keys::log(&p.msg));
+        args.push(p.seq.to_string());
+        args.push(p.json.clone());
+        args.push(keys::session_channel(p.msg.session_id));
+    }
+    let result: Result<Vec<Value>, StoreError> = script.run(client, keys, args).await;
+    match result {
+        Ok(reply) => {
+            for (i, p) in group.into_iter().enumerate() {
+                let outcome = decode(reply.get(2 * i), reply.get(2 * i + 1));
+                let _ = p.reply.send(outcome);
+            }
+        }
+        Err(e) => {
+            let message = e.to_string();
+            for p in group {
+                let _ = p.reply.send(Err(StoreError::Protocol(message.clone())));
+            }
+        }
+    }
+}
+
+fn decode(code: Option<&Value>, detail: Option<&Value>) -> Result<Appended, StoreError> {
+    let code = code
+        .and_then(|v| v.as_i64())
+        .ok_or_else(|| StoreError::Protocol("append_many: missing code".into()))?;
+    let detail = detail.and_then(|v| v.as_string()).unwrap_or_default();
+    Ok(match code {
+        1 => Appended::Written,
+        0 => Appended::Stopped(
+            MessageState::parse(&detail)
+                .ok_or_else(|| StoreError::Protocol(format!("unknown state {detail:?}")))?,
+        ),
+        -1 => Appended::Missing,
+        _ => Appended::OutOfOrder {
+            last_seq: detail.parse().unwrap_or(0),
+        },
+    })
+}
