@@ -1,17 +1,22 @@
 //! Harness for the end-to-end suites: real `redis-server` processes on free ports, the real
-//! `ai-service` and `gateway` binaries, real WebSocket clients over real sockets.
+//! `ai-service` and `gateway` binaries (or the root `streamline` binary in embedded mode, see
+//! [`Backend`]), real WebSocket clients over real sockets.
 //!
 //! Every process is killed when its handle drops, so a failing test leaves nothing behind.
 //! Waiting is always for an event (a port answering, a frame arriving) under a generous
 //! deadline, never a fixed sleep.
 
+pub mod auth;
+pub mod backend;
 pub mod client;
 pub mod process;
 pub mod stack;
+pub mod upstream;
 
+pub use backend::{Backend, Deployment, GatewayApi, RedisDeployment};
 pub use client::WsClient;
-pub use process::{free_port, RedisServer};
-pub use stack::{AiService, Gateway, Stack};
+pub use process::{free_port, RedisCluster, RedisServer};
+pub use stack::{AiApi, AiService, Gateway, Stack};
 
 /// A deadline for anything a test waits for; generous, because CI machines are slow and busy.
 pub const PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);

@@ -100,7 +100,7 @@ async fn a_client_resumes_through_nginx_when_its_gateway_gets_sigterm() {
     );
     let redis = RedisServer::start();
     let ai = AiService::start(&redis.url(), &[]).await;
-    let mut gateways = vec![
+    let mut gateways = [
         Gateway::start(&redis.url(), &ai.url(), &[]).await,
         Gateway::start(&redis.url(), &ai.url(), &[]).await,
     ];

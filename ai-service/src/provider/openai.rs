@@ -766,6 +766,21 @@ impl Progress {
                         .push_back(Step::Event(ProviderEvent::Token(text.to_owned())));
                 }
             }
+            // A reasoning model "thinks" in `reasoning_content` before (and between) answer
+            // tokens. That text is not part of the answer, but it proves the upstream is alive:
+            // it pushes the timeout back so a long think is not mistaken for a stall.
+            let thinking = choice
+                .pointer("/delta/reasoning_content")
+                .and_then(Value::as_str)
+                .is_some_and(|t| !t.is_empty());
+            if thinking {
+                let wait = if self.got_token {
+                    cfg.idle_timeout
+                } else {
+                    cfg.first_token_timeout
+                };
+                self.deadline = Some(after(wait));
+            }
             if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
                 self.finish_reason = Some(reason.to_owned());
             }

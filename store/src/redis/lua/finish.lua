@@ -1,6 +1,6 @@
 -- Terminal transition (completed, failed or cancelled): compare-and-set from queued/streaming,
 -- write the terminal entry into the log, start the grace period, record the turn in the
--- session's history, drop the lease, publish the entry. With ARGV[10] = '1' it only acts when
+-- session's history (the user turn, and the answer if it has text), drop the lease, publish the entry. With ARGV[10] = '1' it only acts when
 -- the owner's lease has expired (the `worker_lost` takeover).
 -- The entry is ARGV[2] .. seq .. ARGV[3]: the caller renders it around the seq only this
 -- script knows for sure.
@@ -40,9 +40,14 @@ if cap > 0 then
       table.insert(parts, c.text)
     end
   end
-  redis.call('RPUSH', KEYS[4],
-    cjson.encode({role = 'user', content = h[4] or ''}),
-    cjson.encode({role = 'assistant', content = table.concat(parts), status = ARGV[1]}))
+  redis.call('RPUSH', KEYS[4], cjson.encode({role = 'user', content = h[4] or ''}))
+  local answer = table.concat(parts)
+  if answer ~= '' then
+    -- An answer that produced no text (failed or cancelled before its first token) is left
+    -- out: models reject empty assistant turns.
+    redis.call('RPUSH', KEYS[4],
+      cjson.encode({role = 'assistant', content = answer, status = ARGV[1]}))
+  end
   redis.call('LTRIM', KEYS[4], -2 * cap, -1)
   redis.call('PEXPIRE', KEYS[4], ARGV[9])
 end
