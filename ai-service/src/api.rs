@@ -7,19 +7,25 @@
 //! | `GET /v1/sessions/{sid}/messages/{mid}` | 200 `{state, last_seq, text, error?, usage?}` or 404 |
 //! | `GET /healthz` | 200 while the process runs |
 //! | `GET /readyz` | 200 when Redis answers and the service takes messages, else 503 |
+//! | `GET /metrics` | Prometheus text |
 //!
-//! Errors are `{"error": {code, message}}` with a stable code.
+//! Errors are `{"error": {code, message}}` with a stable code. With `AI_SERVICE_TOKEN` set,
+//! every `/v1` route answers 401 `unauthorized` without `Authorization: Bearer <token>`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
+use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, HttpResponse, ResponseError};
 use shared_proto::api::{ApiError, CancelResponse, StartMessageRequest, StartMessageResponse};
-use shared_proto::{CancelStatus, ErrorBody, ErrorCode};
+use shared_proto::{CancelStatus, ErrorBody, ErrorCode, FinalStatus};
 use store::{Feed, MessageRef, StoreError};
 use uuid::Uuid;
 
+use crate::auth::ApiAuth;
 use crate::service::{Service, Started};
 
 /// Largest accepted request body.
@@ -29,6 +35,8 @@ const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub struct ApiState {
     pub service: Arc<Service>,
     pub feed: Arc<dyn Feed>,
+    /// `AI_SERVICE_TOKEN`: the bearer every `/v1` request must carry.
+    pub auth: ApiAuth,
 }
 
 /// An API error with its HTTP status.
@@ -53,6 +61,7 @@ impl HttpError {
 impl From<StoreError> for HttpError {
     fn from(e: StoreError) -> Self {
         tracing::warn!(error = %e, "store error");
+        metrics::counter!("ai_store_errors_total").increment(1);
         HttpError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::StoreUnavailable,
@@ -96,21 +105,91 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/healthz", web::get().to(healthz))
     .route("/readyz", web::get().to(readyz))
     .route("/metrics", web::get().to(metrics_route))
-    .route(
-        "/v1/sessions/{session_id}/messages",
-        web::post().to(start_message),
-    )
-    .route(
-        "/v1/sessions/{session_id}/messages/{message_id}",
-        web::get().to(get_message),
-    )
-    .route(
-        "/v1/sessions/{session_id}/messages/{message_id}/cancel",
-        web::post().to(cancel_message),
+    .service(
+        web::scope("/v1")
+            .wrap(from_fn(require_token))
+            .route(
+                "/sessions/{session_id}/messages",
+                web::post().to(start_message),
+            )
+            .route(
+                "/sessions/{session_id}/messages/{message_id}",
+                web::get().to(get_message),
+            )
+            .route(
+                "/sessions/{session_id}/messages/{message_id}/cancel",
+                web::post().to(cancel_message),
+            ),
     );
 }
 
+/// `AI_SERVICE_TOKEN` on every `/v1` route (before the body is read).
+async fn require_token(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    let allowed = match req.app_data::<web::Data<ApiState>>() {
+        Some(state) => state
+            .auth
+            .allows(req.headers().get(actix_web::http::header::AUTHORIZATION)),
+        // Misconfigured app: fail closed.
+        None => false,
+    };
+    if !allowed {
+        metrics::counter!("ai_api_unauthorized_total").increment(1);
+        let resp = HttpResponse::Unauthorized()
+            .insert_header((actix_web::http::header::WWW_AUTHENTICATE, "Bearer"))
+            .json(ApiError {
+                error: ErrorBody::new(
+                    ErrorCode::Unauthorized,
+                    "a valid `Authorization: Bearer` token is required",
+                ),
+            });
+        return Ok(req.into_response(resp));
+    }
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_boxed_body)
+}
+
+/// Registers every series of the ai-service at zero, so each shows up before its first event.
+fn register_metrics() {
+    for status in [
+        FinalStatus::Completed,
+        FinalStatus::Cancelled,
+        FinalStatus::Failed,
+    ] {
+        metrics::counter!("ai_generations_total", "status" => status.as_str()).increment(0);
+    }
+    for status in [
+        CancelStatus::Cancelling,
+        CancelStatus::AlreadyCancelled,
+        CancelStatus::AlreadyCompleted,
+        CancelStatus::NotFound,
+    ] {
+        metrics::counter!("ai_cancels_total", "status" => status.as_str()).increment(0);
+    }
+    for code in [
+        ErrorCode::UpstreamError,
+        ErrorCode::UpstreamAuth,
+        ErrorCode::UpstreamRateLimited,
+        ErrorCode::UpstreamTimeout,
+        ErrorCode::WorkerLost,
+        ErrorCode::RedisUnavailable,
+        ErrorCode::Shutdown,
+        ErrorCode::Internal,
+    ] {
+        metrics::counter!("ai_upstream_errors_total", "code" => code.as_str()).increment(0);
+    }
+    metrics::counter!("ai_api_unauthorized_total").increment(0);
+    metrics::counter!("ai_store_errors_total").increment(0);
+    metrics::counter!("store_redis_errors_total").increment(0);
+    metrics::counter!("store_redis_reconnects_total").increment(0);
+}
+
 async fn metrics_route(state: web::Data<ApiState>) -> HttpResponse {
+    // Idempotent and cheap; done per scrape so it holds whichever recorder is installed.
+    register_metrics();
     metrics::gauge!("ai_generations_running").set(state.service.running() as f64);
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")

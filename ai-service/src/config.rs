@@ -104,6 +104,11 @@ pub struct Config {
     #[arg(long, env = "REPLICA_ID")]
     pub replica_id: Option<String>,
 
+    /// When set, every `/v1` route requires `Authorization: Bearer <this>` (401 otherwise);
+    /// give the gateways the same value.
+    #[arg(long, env = "AI_SERVICE_TOKEN", hide_env_values = true)]
+    pub ai_service_token: Option<String>,
+
     /// How long generations in flight may finish after SIGTERM.
     #[arg(long, env = "SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
@@ -131,6 +136,9 @@ impl Config {
         }
         if self.stream_ttl < Duration::from_secs(1) {
             return Err("STREAM_TTL must be at least 1s".into());
+        }
+        if matches!(&self.ai_service_token, Some(t) if t.len() < 16) {
+            return Err("AI_SERVICE_TOKEN must be at least 16 characters".into());
         }
         if !(self.demo_tokens_per_sec.is_finite() && self.demo_tokens_per_sec >= 0.0) {
             return Err("DEMO_TOKENS_PER_SEC must be a number >= 0".into());

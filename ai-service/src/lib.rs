@@ -4,9 +4,10 @@
 //! - [`generation`]: one generation's loop (provider → coalesced chunks → store);
 //! - [`registry`]: the generations this replica runs and how to stop each;
 //! - [`provider`]: where tokens come from (demo, OpenAI-compatible);
-//! - [`api`]: the HTTP API; [`config`]: settings.
+//! - [`api`]: the HTTP API; [`auth`]: its bearer token; [`config`]: settings.
 
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod generation;
 pub mod provider;

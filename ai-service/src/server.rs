@@ -1,10 +1,17 @@
 //! Wiring: configuration → store, feed, provider, service → HTTP server, with an explicit
-//! shutdown path (stop taking messages, drain generations, stop the server, close Redis).
+//! shutdown path (stop taking messages, drain generations, stop the server, close the feed).
+//!
+//! [`run`] is the `ai-service` binary (Redis). [`start`] is the same service on any
+//! [`StoreBackend`] and an already-bound listener, so the single-process mode (`streamline`)
+//! runs exactly this code on the in-memory store.
 
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
+use std::time::Duration;
 
+use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpServer};
-use store::{Feed, RedisFeed, RedisStore, RedisStoreConfig, Store};
+use store::{Feed, MemoryStoreConfig, RedisStoreConfig, StoreBackend};
 
 use crate::api::{self, ApiState};
 use crate::config::{Config, ProviderKind};
@@ -49,13 +56,9 @@ fn provider(config: &Config) -> Result<Arc<dyn Provider>, StartError> {
     }
 }
 
-/// Runs the ai-service until SIGTERM/SIGINT, then shuts down gracefully.
-pub async fn run(config: Config) -> Result<(), StartError> {
-    config.validate().map_err(StartError::Config)?;
-    service_kit::install_metrics();
-    let replica_id = config.replica_id.clone().unwrap_or_else(random_replica_id);
-    let provider = provider(&config)?;
-    let store_config = RedisStoreConfig {
+/// The Redis settings of this service's store.
+pub fn redis_store_config(config: &Config) -> RedisStoreConfig {
+    RedisStoreConfig {
         stream_ttl: config.stream_ttl,
         cancel_grace: config.cancel_grace,
         command_timeout: config.redis_command_timeout,
@@ -63,21 +66,84 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         history_turns: config.history_turns,
         session_ttl: config.session_ttl,
         ..RedisStoreConfig::new(config.redis_url.clone())
-    };
-    let store: Arc<dyn Store> = Arc::new(RedisStore::connect(&store_config).await?);
+    }
+}
+
+/// The same retention settings for the in-memory store.
+pub fn memory_store_config(config: &Config) -> MemoryStoreConfig {
+    MemoryStoreConfig {
+        stream_ttl: config.stream_ttl,
+        cancel_grace: config.cancel_grace,
+        lease_ttl: config.lease_ttl,
+        history_turns: config.history_turns,
+        session_ttl: config.session_ttl,
+        ..MemoryStoreConfig::default()
+    }
+}
+
+/// Binds the API's address (before anything else starts, so a port in use fails cleanly).
+pub fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    let listener = TcpListener::bind(addr).map_err(|source| StartError::Bind { addr, source })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| StartError::Bind { addr, source })?;
+    Ok(listener)
+}
+
+/// A started ai-service.
+pub struct Running {
+    service: Arc<Service>,
+    feed: Arc<dyn Feed>,
+    handle: ServerHandle,
+    server_task: tokio::task::JoinHandle<std::io::Result<()>>,
+    shutdown_timeout: Duration,
+    addr: SocketAddr,
+}
+
+impl Running {
+    /// The address the API listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn service(&self) -> &Arc<Service> {
+        &self.service
+    }
+
+    /// Graceful stop: take no new messages, let running generations finish (up to
+    /// `SHUTDOWN_TIMEOUT`, then end them as `failed/shutdown`), stop the server, close the feed.
+    pub async fn shutdown(self) {
+        self.service.drain(self.shutdown_timeout).await;
+        self.handle.stop(true).await;
+        let _ = self.server_task.await;
+        self.feed.close().await;
+        tracing::info!("ai-service stopped");
+    }
+}
+
+/// Starts the service on `backend`, serving the API on `listener`. Returns once it serves.
+pub async fn start(
+    config: &Config,
+    listener: TcpListener,
+    backend: StoreBackend,
+) -> Result<Running, StartError> {
+    config.validate().map_err(StartError::Config)?;
+    service_kit::install_metrics();
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.addr,
+        source,
+    })?;
+    let replica_id = config.replica_id.clone().unwrap_or_else(random_replica_id);
+    let provider = provider(config)?;
     let service = Service::new(
-        store,
+        backend.store.clone(),
         provider.clone(),
         replica_id.clone(),
         config.lease_ttl,
     );
-    let feed = RedisFeed::start(
-        &config.redis_url,
-        config.redis_command_timeout,
-        Arc::new(NudgeHandler(service.clone())),
-    )?;
+    let feed = (backend.make_feed)(Arc::new(NudgeHandler(service.clone())))?;
     {
-        // Subscribe in the background: the service starts even while Redis is down.
+        // Subscribe in the background: the service starts even while the store is down.
         let feed = feed.clone();
         let replica_id = replica_id.clone();
         tokio::spawn(async move {
@@ -86,7 +152,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
                     Ok(()) => break,
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot subscribe to cancel nudges yet; retrying");
-                        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                        tokio::time::sleep(Duration::from_millis(500)).await;
                     }
                 }
             }
@@ -94,49 +160,60 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     }
     let state = web::Data::new(ApiState {
         service: service.clone(),
-        feed: Arc::new(feed.clone()),
+        feed: feed.clone(),
+        auth: crate::auth::ApiAuth::new(config.ai_service_token.as_deref()),
     });
     let server =
         HttpServer::new(move || App::new().app_data(state.clone()).configure(api::configure))
             .disable_signals()
             .shutdown_timeout(5)
-            .bind(config.addr)
-            .map_err(|source| StartError::Bind {
-                addr: config.addr,
-                source,
-            })?
+            .listen(listener)
+            .map_err(|source| StartError::Bind { addr, source })?
             .run();
     tracing::info!(
-        addr = %config.addr,
+        %addr,
         replica_id,
+        store = %backend.description,
         provider = provider.name(),
-        redis_url = %redact_url(&config.redis_url),
         cancel_grace = ?config.cancel_grace,
         stream_ttl = ?config.stream_ttl,
+        lease_ttl = ?config.lease_ttl,
+        history_turns = config.history_turns,
+        session_ttl = ?config.session_ttl,
+        demo_tokens = config.demo_tokens,
+        demo_tokens_per_sec = config.demo_tokens_per_sec,
+        openai_base_url = %config.openai_base_url,
+        openai_model = %config.openai_model,
+        openai_api_key = if config.openai_api_key.is_some() { "set" } else { "unset" },
         shutdown_timeout = ?config.shutdown_timeout,
+        redis_command_timeout = ?config.redis_command_timeout,
         "ai-service listening"
     );
     let handle = server.handle();
     let server_task = tokio::spawn(server);
+    Ok(Running {
+        service,
+        feed,
+        handle,
+        server_task,
+        shutdown_timeout: config.shutdown_timeout,
+        addr,
+    })
+}
 
+/// The `ai-service` binary: runs on Redis until SIGTERM/SIGINT, then shuts down gracefully.
+pub async fn run(config: Config) -> Result<(), StartError> {
+    config.validate().map_err(StartError::Config)?;
+    let listener = bind(config.addr)?;
+    let backend = StoreBackend::redis(&redis_store_config(&config)).await?;
+    let running = start(&config, listener, backend).await?;
     service_kit::shutdown_signal().await;
     tracing::info!("shutdown requested");
-    service.drain(config.shutdown_timeout).await;
-    handle.stop(true).await;
-    let _ = server_task.await;
-    feed.shutdown().await;
-    tracing::info!("ai-service stopped");
+    running.shutdown().await;
     Ok(())
 }
 
 /// `redis://user:secret@host` → `redis://user:***@host`.
 pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            let user = creds.split(':').next().unwrap_or("");
-            format!("{}://{}:***@{}", &url[..s], user, &url[at + 1..])
-        }
-        _ => url.to_string(),
-    }
+    service_kit::redact_url(url)
 }

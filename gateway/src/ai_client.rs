@@ -38,6 +38,17 @@ impl AiError {
 pub struct AiClient {
     http: reqwest::Client,
     base: String,
+    /// `Authorization` header value (`Bearer …`) when `AI_SERVICE_TOKEN` is set.
+    auth: Option<reqwest::header::HeaderValue>,
+}
+
+impl std::fmt::Debug for AiClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AiClient")
+            .field("base", &self.base)
+            .field("auth", &self.auth.as_ref().map(|_| "***"))
+            .finish()
+    }
 }
 
 impl AiClient {
@@ -50,7 +61,35 @@ impl AiClient {
         Ok(AiClient {
             http,
             base: base.trim_end_matches('/').to_string(),
+            auth: None,
         })
+    }
+
+    /// Sends `Authorization: Bearer <token>` with every request (`AI_SERVICE_TOKEN`). A token
+    /// that is not a valid header value is dropped with an error log (the ai-service then
+    /// answers 401, which clients see as `ai_service_unavailable`).
+    pub fn with_token(mut self, token: Option<&str>) -> Self {
+        self.auth = token.and_then(|t| {
+            match reqwest::header::HeaderValue::from_str(&format!("Bearer {t}")) {
+                Ok(mut v) => {
+                    v.set_sensitive(true);
+                    Some(v)
+                }
+                Err(_) => {
+                    tracing::error!("AI_SERVICE_TOKEN is not a valid header value; not sent");
+                    None
+                }
+            }
+        });
+        self
+    }
+
+    fn post(&self, url: String) -> reqwest::RequestBuilder {
+        let req = self.http.post(url);
+        match &self.auth {
+            Some(v) => req.header(reqwest::header::AUTHORIZATION, v.clone()),
+            None => req,
+        }
     }
 
     /// Starts (or idempotently re-acknowledges) a message.
@@ -65,7 +104,7 @@ impl AiClient {
             message_id,
             content: content.to_string(),
         };
-        let resp = self.http.post(url).json(&body).send().await?;
+        let resp = self.post(url).json(&body).send().await?;
         let status = resp.status();
         if status.is_success() {
             let parsed: StartMessageResponse = resp.json().await?;
@@ -87,7 +126,7 @@ impl AiClient {
             "{}/v1/sessions/{session_id}/messages/{message_id}/cancel",
             self.base
         );
-        let resp = self.http.post(url).send().await?;
+        let resp = self.post(url).send().await?;
         let status = resp.status();
         if status.is_success() || status.as_u16() == 404 {
             if let Ok(parsed) = resp.json::<CancelResponse>().await {

@@ -51,6 +51,43 @@ pub struct Config {
     #[arg(long, env = "MAX_CONTENT_BYTES", default_value_t = 32 * 1024)]
     pub max_content_bytes: usize,
 
+    /// Browser origins allowed to open `/ws` (comma list, e.g. `https://chat.example.com`);
+    /// unset or `*`: any. A handshake without `Origin` (a non-browser client) is always allowed.
+    #[arg(long, env = "ALLOWED_ORIGINS")]
+    pub allowed_origins: Option<String>,
+
+    /// Bearer token the gateway sends to the ai-service (`Authorization: Bearer …`); set it
+    /// to the ai-service's `AI_SERVICE_TOKEN`.
+    #[arg(long, env = "AI_SERVICE_TOKEN", hide_env_values = true)]
+    pub ai_service_token: Option<String>,
+
+    /// Client frames per second per connection (token bucket; heartbeats are exempt, cancels
+    /// have a bucket of their own). 0: no limit.
+    #[arg(long, env = "RATE_LIMIT_PER_SEC", default_value_t = 20.0)]
+    pub rate_limit_per_sec: f64,
+
+    /// Frames a connection may send at once before `RATE_LIMIT_PER_SEC` applies.
+    #[arg(long, env = "RATE_LIMIT_BURST", default_value_t = 40)]
+    pub rate_limit_burst: u32,
+
+    /// Most answers one session may have generating at once (`error{too_many_generations}`).
+    #[arg(long, env = "MAX_GENERATIONS_PER_SESSION", default_value_t = 4)]
+    pub max_generations_per_session: usize,
+
+    /// Most WebSocket connections this gateway holds (503 at the handshake above it).
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 50_000)]
+    pub max_connections: usize,
+
+    /// Most WebSocket connections from one client IP (503 above it; loopback is exempt;
+    /// 0: no per-IP limit).
+    #[arg(long, env = "MAX_CONNECTIONS_PER_IP", default_value_t = 1_000)]
+    pub max_connections_per_ip: usize,
+
+    /// Proxies whose `X-Forwarded-For` names the client (comma list of IPs or CIDRs), for
+    /// `MAX_CONNECTIONS_PER_IP`. Empty: the peer address is the client.
+    #[arg(long, env = "TRUSTED_PROXIES")]
+    pub trusted_proxies: Option<String>,
+
     /// How long to wait for connections to close after SIGTERM.
     #[arg(long, env = "SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
@@ -99,6 +136,23 @@ impl Config {
         service_kit::check_redis_url(&self.redis_url)?;
         if matches!(&self.auth_secret, Some(s) if s.len() < 16) {
             return Err("AUTH_SECRET must be at least 16 characters".into());
+        }
+        if matches!(&self.ai_service_token, Some(s) if s.len() < 16) {
+            return Err("AI_SERVICE_TOKEN must be at least 16 characters".into());
+        }
+        crate::auth::OriginPolicy::parse(self.allowed_origins.as_deref())?;
+        crate::limits::TrustedProxies::parse(self.trusted_proxies.as_deref())?;
+        if !(self.rate_limit_per_sec.is_finite() && self.rate_limit_per_sec >= 0.0) {
+            return Err("RATE_LIMIT_PER_SEC must be a number >= 0".into());
+        }
+        if self.rate_limit_burst == 0 {
+            return Err("RATE_LIMIT_BURST must be at least 1".into());
+        }
+        if self.max_generations_per_session == 0 {
+            return Err("MAX_GENERATIONS_PER_SESSION must be at least 1".into());
+        }
+        if self.max_connections == 0 {
+            return Err("MAX_CONNECTIONS must be at least 1".into());
         }
         Ok(())
     }

@@ -51,6 +51,11 @@ impl Hub {
         }
     }
 
+    /// Whether the session has a connection here.
+    pub fn contains(&self, session_id: Uuid) -> bool {
+        self.read().contains_key(&session_id)
+    }
+
     /// Open connections.
     pub fn len(&self) -> usize {
         self.read().len()

@@ -1,11 +1,17 @@
 //! Wiring: configuration → store, feed, hub → HTTP server, with an explicit shutdown path
-//! (not ready, close every socket with 1001, stop the server, close Redis).
+//! (not ready, close every socket with 1001, stop the server, close the feed).
+//!
+//! [`run`] is the `gateway` binary (Redis). [`start`] is the same gateway on any
+//! [`StoreBackend`] and an already-bound listener, so the single-process mode (`streamline`)
+//! runs exactly this code on the in-memory store.
 
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpResponse, HttpServer};
-use store::{Feed, RedisFeed, RedisStore, RedisStoreConfig, Store};
+use store::{Feed, RedisStoreConfig, StoreBackend};
 
 use crate::ai_client::AiClient;
 use crate::config::Config;
@@ -38,20 +44,6 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain").body("ok")
 }
 
-async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    if state.is_draining() {
-        return HttpResponse::ServiceUnavailable().body("draining");
-    }
-    if !state.feed.is_connected() {
-        return HttpResponse::ServiceUnavailable().body("redis subscriber disconnected");
-    }
-    match tokio::time::timeout(Duration::from_secs(1), state.store.ping()).await {
-        Ok(Ok(())) => HttpResponse::Ok().content_type("text/plain").body("ready"),
-        Ok(Err(e)) => HttpResponse::ServiceUnavailable().body(format!("redis: {e}")),
-        Err(_) => HttpResponse::ServiceUnavailable().body("redis: timeout"),
-    }
-}
-
 /// How often followed messages are checked for lost live entries and dead producers.
 const WATCHDOG_PERIOD: Duration = Duration::from_secs(1);
 /// A followed message with no progress for this long has its log re-read (and, if its owner's
@@ -75,40 +67,97 @@ async fn watchdog(hub: Arc<Hub>, shutdown: tokio_util::sync::CancellationToken) 
     }
 }
 
-/// Runs the gateway until SIGTERM/SIGINT, then shuts down gracefully.
-pub async fn run(config: Config) -> Result<(), StartError> {
+/// The Redis settings of the gateway's store. The gateway reads, and writes only the
+/// `worker_lost` takeover; retention and history are the ai-service's settings (a takeover
+/// uses the defaults).
+pub fn redis_store_config(config: &Config) -> RedisStoreConfig {
+    RedisStoreConfig {
+        command_timeout: config.redis_command_timeout,
+        ..RedisStoreConfig::new(config.redis_url.clone())
+    }
+}
+
+/// Binds the gateway's address (before anything else starts, so a port in use fails cleanly).
+pub fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    let listener = TcpListener::bind(addr).map_err(|source| StartError::Bind { addr, source })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| StartError::Bind { addr, source })?;
+    Ok(listener)
+}
+
+/// A started gateway.
+pub struct Running {
+    state: web::Data<AppState>,
+    hub: Arc<Hub>,
+    feed: Arc<dyn Feed>,
+    handle: ServerHandle,
+    server_task: tokio::task::JoinHandle<std::io::Result<()>>,
+    shutdown_timeout: Duration,
+    addr: SocketAddr,
+}
+
+impl Running {
+    /// The address the gateway listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Graceful stop: turn not-ready, close every socket with 1001 (waiting up to
+    /// `SHUTDOWN_TIMEOUT` for them to close), stop the server, close the feed.
+    pub async fn shutdown(self) {
+        tracing::info!(
+            connections = self.hub.len(),
+            "shutdown requested; closing sockets with 1001"
+        );
+        self.state.begin_shutdown();
+        let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
+        while !self.hub.is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.handle.stop(false).await;
+        let _ = self.server_task.await;
+        self.feed.close().await;
+        tracing::info!("gateway stopped");
+    }
+}
+
+/// Starts the gateway on `backend`, serving on `listener`. Returns once it serves.
+pub async fn start(
+    config: &Config,
+    listener: TcpListener,
+    backend: StoreBackend,
+) -> Result<Running, StartError> {
     config.validate().map_err(StartError::Config)?;
     service_kit::install_metrics();
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.addr,
+        source,
+    })?;
     let tokens = match &config.auth_secret {
         Some(secret) => ResumeTokens::new(secret.as_bytes()),
         None => {
             tracing::warn!(
-                "AUTH_SECRET is not set: resume tokens are signed with a random key, so sessions \
-                 can only be resumed on this replica"
+                "AUTH_SECRET is not set: /ws accepts anonymous clients (no JWT), and resume \
+                 tokens are signed with a random key, so sessions can only be resumed on this \
+                 replica"
             );
             ResumeTokens::new(uuid::Uuid::new_v4().as_bytes())
         }
     };
-    // The gateway reads, and writes only the `worker_lost` takeover; retention and history
-    // are the ai-service's settings (a takeover uses the defaults).
-    let store_config = RedisStoreConfig {
-        command_timeout: config.redis_command_timeout,
-        ..RedisStoreConfig::new(config.redis_url.clone())
-    };
-    let store: Arc<dyn Store> = Arc::new(RedisStore::connect(&store_config).await?);
-    let hub = Arc::new(Hub::default());
-    let feed = RedisFeed::start(
-        &config.redis_url,
-        config.redis_command_timeout,
-        Arc::new(HubFeed(hub.clone())),
-    )?;
     let ai = AiClient::new(&config.ai_service_url)
         .map_err(|e| StartError::Config(format!("AI_SERVICE_URL: {e}")))?;
-    let feed_dyn: Arc<dyn Feed> = Arc::new(feed.clone());
+    let hub = Arc::new(Hub::default());
+    // /readyz: a pub/sub round trip through the feed (see readiness.rs).
+    let probe = web::Data::new(crate::readiness::Probe::new());
+    let feed = (backend.make_feed)(Arc::new(crate::readiness::ProbeFeed::new(
+        probe.clone().into_inner(),
+        HubFeed(hub.clone()),
+    )))?;
     let state = web::Data::new(AppState::new(
         config.clone(),
-        store,
-        feed_dyn,
+        backend.store.clone(),
+        feed.clone(),
         hub.clone(),
         ai,
         tokens,
@@ -117,60 +166,54 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     let server = HttpServer::new(move || {
         App::new()
             .app_data(app_state.clone())
+            .app_data(probe.clone())
             .route("/ws", web::get().to(ws_route))
             .route("/healthz", web::get().to(healthz))
-            .route("/readyz", web::get().to(readyz))
+            .route("/readyz", web::get().to(crate::readiness::readyz))
             .route("/metrics", web::get().to(metrics_route))
             .configure(crate::web_client::configure)
     })
     .disable_signals()
     .shutdown_timeout(config.shutdown_timeout.as_secs().max(1))
-    .bind(config.addr)
-    .map_err(|source| StartError::Bind {
-        addr: config.addr,
-        source,
-    })?
+    .listen(listener)
+    .map_err(|source| StartError::Bind { addr, source })?
     .run();
     tracing::info!(
-        addr = %config.addr,
+        %addr,
+        store = %backend.description,
         ai_service_url = %config.ai_service_url,
-        redis_url = %redact_url(&config.redis_url),
         client_timeout = ?config.client_timeout,
         heartbeat_interval = ?config.heartbeat_interval,
         send_queue_bytes = config.send_queue_bytes,
         send_timeout = ?config.send_timeout,
+        max_frame_bytes = config.max_frame_bytes,
+        max_content_bytes = config.max_content_bytes,
+        shutdown_timeout = ?config.shutdown_timeout,
+        redis_command_timeout = ?config.redis_command_timeout,
         auth_secret = if config.auth_secret.is_some() { "set" } else { "unset" },
         "gateway listening"
     );
     let handle = server.handle();
     let server_task = tokio::spawn(server);
     tokio::spawn(watchdog(hub.clone(), state.shutdown.clone()));
-
-    service_kit::shutdown_signal().await;
-    tracing::info!(
-        connections = hub.len(),
-        "shutdown requested; closing sockets with 1001"
-    );
-    state.begin_shutdown();
-    let deadline = tokio::time::Instant::now() + config.shutdown_timeout;
-    while !hub.is_empty() && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    handle.stop(false).await;
-    let _ = server_task.await;
-    feed.shutdown().await;
-    tracing::info!("gateway stopped");
-    Ok(())
+    Ok(Running {
+        state,
+        hub,
+        feed,
+        handle,
+        server_task,
+        shutdown_timeout: config.shutdown_timeout,
+        addr,
+    })
 }
 
-/// `redis://user:secret@host` → `redis://user:***@host`.
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            let user = creds.split(':').next().unwrap_or("");
-            format!("{}://{}:***@{}", &url[..s], user, &url[at + 1..])
-        }
-        _ => url.to_string(),
-    }
+/// The `gateway` binary: runs on Redis until SIGTERM/SIGINT, then shuts down gracefully.
+pub async fn run(config: Config) -> Result<(), StartError> {
+    config.validate().map_err(StartError::Config)?;
+    let listener = bind(config.addr)?;
+    let backend = StoreBackend::redis(&redis_store_config(&config)).await?;
+    let running = start(&config, listener, backend).await?;
+    service_kit::shutdown_signal().await;
+    running.shutdown().await;
+    Ok(())
 }

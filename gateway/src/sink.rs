@@ -148,6 +148,11 @@ impl Sink {
         self.shared.wake.notify_one();
     }
 
+    /// The queue's bound (`SEND_QUEUE_BYTES`).
+    pub fn max_queue_bytes(&self) -> usize {
+        self.shared.limits.max_queue_bytes
+    }
+
     /// Bytes queued and not yet handed to the socket.
     pub fn queued_bytes(&self) -> usize {
         self.shared.lock().bytes

@@ -7,6 +7,7 @@ use store::{Feed, Store};
 use tokio_util::sync::CancellationToken;
 
 use crate::ai_client::AiClient;
+use crate::auth::Security;
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::resume_token::ResumeTokens;
@@ -19,6 +20,8 @@ pub struct AppState {
     pub hub: Arc<Hub>,
     pub ai: AiClient,
     pub tokens: ResumeTokens,
+    /// Authentication, origins and connection limits of `/ws` (built from `config`).
+    pub security: Security,
     /// Cancelled on shutdown: every connection closes with 1001.
     pub shutdown: CancellationToken,
     draining: AtomicBool,
@@ -33,6 +36,13 @@ impl AppState {
         ai: AiClient,
         tokens: ResumeTokens,
     ) -> Self {
+        let security = Security::from_config(&config).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "invalid security settings; refusing every client");
+            Security::locked_down(&config)
+        });
+        crate::telemetry::register(&config);
+        // The ai-service's bearer token travels with every request of the client.
+        let ai = ai.with_token(config.ai_service_token.as_deref());
         AppState {
             config,
             store,
@@ -40,6 +50,7 @@ impl AppState {
             hub,
             ai,
             tokens,
+            security,
             shutdown: CancellationToken::new(),
             draining: AtomicBool::new(false),
         }

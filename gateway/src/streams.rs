@@ -50,7 +50,12 @@ enum Retry {
     Reap,
     /// The store is unreachable: read again after a pause.
     Later,
+    /// A long replay filled half the client's queue: wait for it to drain, then read on.
+    Drain,
 }
+
+/// Entries a replay delivers before it checks the client's queue.
+const REPLAY_SLICE: usize = 256;
 
 /// The messages one connection follows.
 pub struct Streams {
@@ -92,12 +97,14 @@ impl Streams {
         Follow::Started
     }
 
-    /// Stops holding a message back and delivers whatever arrived meanwhile.
-    pub fn release(self: &Arc<Self>, message_id: Uuid) {
+    /// Stops holding a message back and delivers whatever arrived meanwhile (or, with
+    /// `read_log`, whatever its log already holds: a retried chat of a running or finished
+    /// message).
+    pub fn release(self: &Arc<Self>, message_id: Uuid, read_log: bool) {
         let mut map = self.lock();
         if let Some(c) = map.get_mut(&message_id) {
             c.held = false;
-            if c.max_seen.is_some() && !c.backfilling {
+            if (read_log || c.max_seen.is_some()) && !c.backfilling {
                 c.backfilling = true;
                 drop(map);
                 self.spawn_backfill(message_id);
@@ -215,10 +222,26 @@ impl Streams {
                 };
                 match read {
                     Ok(Some(read)) => {
+                        let log_len = read.last_seq + u64::from(read.state.is_terminal());
+                        if read.entries.is_empty() && c.next_index > log_len {
+                            // The client claims more than exists (a bogus after_seq): it
+                            // cannot have seen more than the log holds.
+                            c.next_index = read.last_seq;
+                            continue;
+                        }
+                        let mut delivered = 0usize;
                         for entry in read.entries {
                             if entry.log_index() != c.next_index {
                                 continue;
                             }
+                            if delivered >= REPLAY_SLICE
+                                && self.sink.queued_bytes() > self.sink.max_queue_bytes() / 2
+                            {
+                                // A long replay goes out at the pace the client reads, not
+                                // all at once into its bounded queue: pause and read on.
+                                break;
+                            }
+                            delivered += 1;
                             c.next_index += 1;
                             c.last_progress = Instant::now();
                             self.sink.send(&entry.to_frame());
@@ -228,7 +251,9 @@ impl Streams {
                             }
                         }
                         c.confirmed = true;
-                        if c.max_seen.is_some_and(|m| m >= c.next_index) {
+                        if delivered >= REPLAY_SLICE && c.next_index < log_len {
+                            Retry::Drain
+                        } else if c.max_seen.is_some_and(|m| m >= c.next_index) {
                             // Something seen live was written after our read: read again.
                             Retry::Now
                         } else if !read.lease_alive && !read.state.is_terminal() {
@@ -271,6 +296,14 @@ impl Streams {
             };
             match retry {
                 Retry::Now => {}
+                Retry::Drain => {
+                    while self.sink.queued_bytes() > self.sink.max_queue_bytes() / 2 {
+                        if self.sink.is_finished() {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                }
                 Retry::Reap => match self.store.reap(&msg).await {
                     Ok(store::Finished::Done { .. }) => {
                         tracing::warn!(session_id = %self.session_id, %message_id,

@@ -1,1 +1,448 @@
-fn main() {}
+//! `loadgen`: a load generator and benchmark driver for the streamline stack.
+//!
+//! `loadgen run` speaks protocol v1 over many WebSocket connections (small tungstenite buffers,
+//! connections spread over loopback source addresses), runs the scenarios S1–S6 and writes one
+//! JSON document. `loadgen report` turns such a document into `BENCHMARKS.md`.
+
+mod procs;
+mod report;
+mod scenarios;
+mod ws;
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::{json, Value};
+
+use crate::procs::Watched;
+use crate::scenarios::{Ctx, WaveSpec, S1, S3, S4, S5, S6};
+
+#[derive(Parser)]
+#[command(name = "loadgen", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run scenarios against a running gateway + ai-service and write JSON.
+    Run(RunArgs),
+    /// Render BENCHMARKS.md from a results JSON file.
+    Report(ReportArgs),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum, Debug)]
+enum Scenario {
+    S1,
+    S2,
+    S3,
+    S4,
+    S5,
+    S6,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The gateway's WebSocket URL (an IP address, not a host name).
+    #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
+    gateway_url: String,
+    /// The ai-service's base URL (for GET /v1/sessions/{sid}/messages/{mid}).
+    #[arg(long, default_value = "http://127.0.0.1:8081")]
+    ai_url: String,
+    /// Processes whose CPU (and, for `gateway`, RSS) is measured: NAME=PID, repeatable.
+    #[arg(long = "pid", value_parser = parse_pid)]
+    pids: Vec<(String, u32)>,
+    /// Port of the Redis the stack uses (for redis-benchmark in S3).
+    #[arg(long)]
+    redis_port: Option<u16>,
+    #[arg(long, default_value = "redis-benchmark")]
+    redis_benchmark: String,
+    /// Scenarios to run (repeatable or comma-separated); default: all, in the order S1, S5,
+    /// S2, S6, S4, S3 (quietest first, saturation last).
+    #[arg(long = "scenario", value_delimiter = ',')]
+    scenarios: Vec<Scenario>,
+    /// A handful of connections, every scenario, a few seconds in all (for CI).
+    #[arg(long)]
+    smoke: bool,
+    /// Where to write the JSON (stdout when absent).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Recorded in the JSON (the command that produced it).
+    #[arg(long, default_value = "")]
+    command: String,
+    /// Concurrent WebSocket handshakes.
+    #[arg(long, default_value_t = 256)]
+    connect_concurrency: usize,
+    /// Connections per loopback source address (127.0.0.1, .2, …); the ephemeral port range
+    /// of one address holds ~28,000.
+    #[arg(long, default_value_t = 28_000)]
+    conns_per_source_ip: usize,
+    /// A JWT for the gateway (sent as the `token` query parameter), if it requires one.
+    #[arg(long, env = "LOADGEN_TOKEN")]
+    token: Option<String>,
+    /// tungstenite read buffer per connection (bytes).
+    #[arg(long, default_value_t = 4096)]
+    read_buffer: usize,
+
+    /// Waves (S2, S3, S6): chats start spread evenly over this many seconds, after all their
+    /// connections are open.
+    #[arg(long, default_value_t = 1.0)]
+    start_ramp_secs: f64,
+    /// S1: idle connections.
+    #[arg(long, default_value_t = 19_000)]
+    s1_conns: usize,
+    /// S1: seconds the connections are held (CPU is measured over this window).
+    #[arg(long, default_value_t = 30.0)]
+    s1_hold_secs: f64,
+    /// S2: concurrent chats (`!demo tokens=200 rate=25`).
+    #[arg(long, default_value_t = 500)]
+    s2_chats: usize,
+    #[arg(long, default_value_t = 200)]
+    s2_tokens: u64,
+    #[arg(long, default_value_t = 25.0)]
+    s2_rate: f64,
+    /// S3: chats of the first step; each step multiplies by --s3-factor.
+    #[arg(long, default_value_t = 200)]
+    s3_start: usize,
+    #[arg(long, default_value_t = 1.5)]
+    s3_factor: f64,
+    #[arg(long, default_value_t = 12_000)]
+    s3_max: usize,
+    /// S3: seconds of streaming per step (tokens per chat = rate × this).
+    #[arg(long, default_value_t = 8.0)]
+    s3_step_secs: f64,
+    #[arg(long, default_value_t = 50.0)]
+    s3_rate: f64,
+    #[arg(long, default_value_t = 50.0)]
+    s3_p99_limit_ms: f64,
+    /// S3: requests per redis-benchmark run.
+    #[arg(long, default_value_t = 200_000)]
+    s3_bench_requests: u64,
+    /// S4: chats cancelled.
+    #[arg(long, default_value_t = 1000)]
+    s4_chats: usize,
+    /// S4: the cancel is sent at a uniformly random moment this long after `ack`, at most.
+    #[arg(long, default_value_t = 3000)]
+    s4_max_delay_ms: u64,
+    #[arg(long, default_value_t = 5)]
+    s4_duplicates: usize,
+    /// S4: each chat is `!demo tokens=S4_TOKENS rate=S4_RATE` (1,000 × 10 tokens/s keeps the
+    /// offered load under S3's capacity, so the cancels are not measured behind a saturated
+    /// stack).
+    #[arg(long, default_value_t = 1000)]
+    s4_tokens: u64,
+    #[arg(long, default_value_t = 10.0)]
+    s4_rate: f64,
+    /// S5: tokens of the answer replayed.
+    #[arg(long, default_value_t = 5000)]
+    s5_tokens: u64,
+    #[arg(long, default_value_t = 5)]
+    s5_reps: usize,
+    /// S5: also replay one answer generated at this many tokens/s (one log entry per token);
+    /// 0 skips it.
+    #[arg(long, default_value_t = 500.0)]
+    s5_paced_rate: f64,
+    /// S6: chats in each of the two waves.
+    #[arg(long, default_value_t = 500)]
+    s6_chats: usize,
+    /// S6: tokens of the slow client's chat (rate=0): enough text (~10 MB) to overflow
+    /// SEND_QUEUE_BYTES (1 MiB) plus the socket buffers (which grow to a few MB on loopback).
+    #[arg(long, default_value_t = 1_500_000)]
+    s6_slow_tokens: u64,
+}
+
+#[derive(clap::Args)]
+struct ReportArgs {
+    /// Results JSON written by `loadgen run`.
+    #[arg(long)]
+    input: PathBuf,
+    /// Markdown file to write.
+    #[arg(long, default_value = "BENCHMARKS.md")]
+    output: PathBuf,
+    /// Extra Markdown appended verbatim (analysis notes), if the file exists.
+    #[arg(long)]
+    notes: Option<PathBuf>,
+}
+
+fn parse_pid(s: &str) -> Result<(String, u32), String> {
+    let (name, pid) = s.split_once('=').ok_or("expected NAME=PID")?;
+    Ok((name.to_string(), pid.parse().map_err(|e| format!("{e}"))?))
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Report(a) => match report::write(&a.input, &a.output, a.notes.as_deref()) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("loadgen report: {e}");
+                std::process::ExitCode::from(1)
+            }
+        },
+        Cmd::Run(a) => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            match rt.block_on(run(a)) {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("loadgen: {e}");
+                    std::process::ExitCode::from(1)
+                }
+            }
+        }
+    }
+}
+
+fn machine() -> Value {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim().to_string());
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem_kib: Option<u64> = meminfo
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .ok();
+    json!({
+        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "cpu_model": model,
+        "mem_gib": mem_kib.map(|k| procs::round1(k as f64 / 1024.0 / 1024.0)),
+        "kernel": kernel,
+    })
+}
+
+fn fd_limit() -> Option<String> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    Some(
+        line.split_whitespace()
+            .skip(3)
+            .take(2)
+            .collect::<Vec<_>>()
+            .join("/"),
+    )
+}
+
+async fn run(a: RunArgs) -> Result<(), String> {
+    let mut target = ws::Target::parse(&a.gateway_url, a.conns_per_source_ip, a.read_buffer)?;
+    target.token = a.token.clone();
+    let mut procs: Vec<Watched> = a
+        .pids
+        .iter()
+        .map(|(name, pid)| Watched {
+            name: name.clone(),
+            pid: *pid,
+        })
+        .collect();
+    procs.push(Watched {
+        name: "loadgen".into(),
+        pid: std::process::id(),
+    });
+    let gateway_pid = procs.iter().find(|p| p.name == "gateway").map(|p| p.pid);
+    let ctx = Arc::new(Ctx {
+        target,
+        ai_url: a.ai_url.trim_end_matches('/').to_string(),
+        procs,
+        gateway_pid,
+        redis_port: a.redis_port,
+        redis_benchmark: a.redis_benchmark.clone(),
+        connect_limit: Arc::new(tokio::sync::Semaphore::new(a.connect_concurrency.max(1))),
+        http: reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .build()
+            .map_err(|e| e.to_string())?,
+        next_idx: AtomicUsize::new(0),
+    });
+    let mut scenarios = if a.scenarios.is_empty() {
+        vec![
+            Scenario::S1,
+            Scenario::S5,
+            Scenario::S2,
+            Scenario::S6,
+            Scenario::S4,
+            Scenario::S3,
+        ]
+    } else {
+        a.scenarios.clone()
+    };
+    scenarios.dedup();
+    let smoke = a.smoke;
+    let ramp = Duration::from_secs_f64(a.start_ramp_secs);
+    let started = std::time::SystemTime::now();
+    let load_before = procs::loadavg();
+    let mut results = serde_json::Map::new();
+    for s in &scenarios {
+        let name = format!("{s:?}").to_lowercase();
+        eprintln!(
+            "loadgen: running {name}{}",
+            if smoke { " (smoke)" } else { "" }
+        );
+        let t = std::time::Instant::now();
+        let load = procs::loadavg();
+        let mut v = match s {
+            Scenario::S1 => {
+                let p = if smoke {
+                    S1 {
+                        conns: 20,
+                        hold: Duration::from_millis(1500),
+                    }
+                } else {
+                    S1 {
+                        conns: a.s1_conns,
+                        hold: Duration::from_secs_f64(a.s1_hold_secs),
+                    }
+                };
+                scenarios::s1_idle(ctx.clone(), p).await
+            }
+            Scenario::S2 => {
+                let spec = if smoke {
+                    WaveSpec {
+                        chats: 5,
+                        tokens: 20,
+                        rate: 50.0,
+                        ramp: Duration::from_millis(100),
+                    }
+                } else {
+                    WaveSpec {
+                        chats: a.s2_chats,
+                        tokens: a.s2_tokens,
+                        rate: a.s2_rate,
+                        ramp,
+                    }
+                };
+                scenarios::s2_steady(ctx.clone(), spec).await
+            }
+            Scenario::S3 => {
+                let p = if smoke {
+                    S3 {
+                        start: 2,
+                        factor: 2.0,
+                        max: 4,
+                        step_secs: 0.5,
+                        rate: a.s3_rate,
+                        p99_limit_ms: a.s3_p99_limit_ms,
+                        bench_requests: 2000,
+                        refine: false,
+                        ramp: Duration::from_millis(100),
+                    }
+                } else {
+                    S3 {
+                        start: a.s3_start,
+                        factor: a.s3_factor,
+                        max: a.s3_max,
+                        step_secs: a.s3_step_secs,
+                        rate: a.s3_rate,
+                        p99_limit_ms: a.s3_p99_limit_ms,
+                        bench_requests: a.s3_bench_requests,
+                        refine: true,
+                        ramp,
+                    }
+                };
+                scenarios::s3_capacity(ctx.clone(), p).await
+            }
+            Scenario::S4 => {
+                let p = if smoke {
+                    S4 {
+                        chats: 10,
+                        tokens: 200,
+                        rate: 50.0,
+                        max_delay: Duration::from_millis(300),
+                        duplicates: a.s4_duplicates,
+                        linger: Duration::from_millis(200),
+                    }
+                } else {
+                    S4 {
+                        chats: a.s4_chats,
+                        tokens: a.s4_tokens,
+                        rate: a.s4_rate,
+                        max_delay: Duration::from_millis(a.s4_max_delay_ms),
+                        duplicates: a.s4_duplicates,
+                        linger: Duration::from_millis(500),
+                    }
+                };
+                scenarios::s4_cancel(ctx.clone(), p).await
+            }
+            Scenario::S5 => {
+                let p = if smoke {
+                    S5 {
+                        tokens: 200,
+                        reps: 1,
+                        paced_rate: 500.0,
+                    }
+                } else {
+                    S5 {
+                        tokens: a.s5_tokens,
+                        reps: a.s5_reps,
+                        paced_rate: a.s5_paced_rate,
+                    }
+                };
+                scenarios::s5_resume(ctx.clone(), p).await
+            }
+            Scenario::S6 => {
+                let p = if smoke {
+                    S6 {
+                        spec: WaveSpec {
+                            chats: 5,
+                            tokens: 20,
+                            rate: 50.0,
+                            ramp: Duration::from_millis(100),
+                        },
+                        slow_tokens: 20_000,
+                    }
+                } else {
+                    S6 {
+                        spec: WaveSpec {
+                            chats: a.s6_chats,
+                            tokens: a.s2_tokens,
+                            rate: a.s2_rate,
+                            ramp,
+                        },
+                        slow_tokens: a.s6_slow_tokens,
+                    }
+                };
+                scenarios::s6_slow(ctx.clone(), p).await
+            }
+        };
+        v["elapsed_s"] = json!(procs::round3(t.elapsed().as_secs_f64()));
+        v["loadavg_at_start"] = json!(load);
+        eprintln!("loadgen: {name} done in {:.1}s", t.elapsed().as_secs_f64());
+        results.insert(name, v);
+        // Let sockets close and the services settle between scenarios.
+        tokio::time::sleep(Duration::from_millis(if smoke { 200 } else { 2000 })).await;
+    }
+    let doc = json!({
+        "schema": "streamline-bench/1",
+        "smoke": smoke,
+        "started_unix_s": started.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        "duration_s": procs::round3(started.elapsed().map(|d| d.as_secs_f64()).unwrap_or(0.0)),
+        "command": a.command,
+        "machine": machine(),
+        "loadavg_before": load_before,
+        "loadavg_after": procs::loadavg(),
+        "loadgen_fd_limit": fd_limit(),
+        "gateway_url": a.gateway_url,
+        "read_buffer_bytes": a.read_buffer,
+        "conns_per_source_ip": a.conns_per_source_ip,
+        "connections_opened": ctx.next_idx.load(std::sync::atomic::Ordering::Relaxed),
+        "scenarios": Value::Object(results),
+    });
+    let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
+    match &a.out {
+        Some(path) => std::fs::write(path, text + "\n")
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?,
+        None => println!("{text}"),
+    }
+    Ok(())
+}

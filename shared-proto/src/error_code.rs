@@ -56,6 +56,15 @@ pub enum ErrorCode {
     Shutdown,
     /// A bug: something that should not happen did.
     Internal,
+
+    // Refusals of a request as a whole (HTTP status bodies: the `/ws` handshake, the API).
+    /// No valid credentials: a missing, malformed, expired or wrongly signed JWT at the `/ws`
+    /// handshake, or a missing/wrong `AI_SERVICE_TOKEN` bearer on the ai-service API (401).
+    Unauthorized,
+    /// The handshake's `Origin` is not in `ALLOWED_ORIGINS` (403).
+    OriginNotAllowed,
+    /// The gateway holds `MAX_CONNECTIONS`, or the client's IP `MAX_CONNECTIONS_PER_IP` (503).
+    TooManyConnections,
 }
 
 impl ErrorCode {
@@ -84,6 +93,9 @@ impl ErrorCode {
             ErrorCode::RedisUnavailable => "redis_unavailable",
             ErrorCode::Shutdown => "shutdown",
             ErrorCode::Internal => "internal",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::OriginNotAllowed => "origin_not_allowed",
+            ErrorCode::TooManyConnections => "too_many_connections",
         }
     }
 }
@@ -139,6 +151,9 @@ mod tests {
             ErrorCode::RedisUnavailable,
             ErrorCode::Shutdown,
             ErrorCode::Internal,
+            ErrorCode::Unauthorized,
+            ErrorCode::OriginNotAllowed,
+            ErrorCode::TooManyConnections,
         ] {
             assert_eq!(
                 serde_json::to_string(&code).unwrap(),

@@ -5,9 +5,17 @@
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("redis: {0}")]
-    Redis(#[from] fred::error::Error),
+    Redis(fred::error::Error),
     #[error("store answered something unexpected: {0}")]
     Protocol(String),
     #[error("invalid store configuration: {0}")]
     Config(String),
+}
+
+impl From<fred::error::Error> for StoreError {
+    /// Every Redis error of the store passes here: counted as `store_redis_errors_total`.
+    fn from(e: fred::error::Error) -> Self {
+        metrics::counter!("store_redis_errors_total").increment(1);
+        StoreError::Redis(e)
+    }
 }

@@ -40,4 +40,7 @@ pub trait Feed: Send + Sync + 'static {
 
     /// Whether the subscriber connection is up.
     fn is_connected(&self) -> bool;
+
+    /// Ends every subscription and stops delivery (at shutdown). The default does nothing.
+    async fn close(&self) {}
 }

@@ -3,8 +3,8 @@
 //! The ai-service writes a message's lifecycle and chunks here; the gateway reads them back,
 //! live and from the log. Everything either side may do is a method of [`Store`] (state
 //! transitions, log append and read) or [`Feed`] (live delivery), so the Redis implementation
-//! ([`RedisStore`]) can be swapped for another (an in-memory one, for a single-process mode)
-//! without touching either binary's logic.
+//! ([`RedisStore`], [`RedisFeed`]) and the in-memory one of the single-process mode
+//! ([`MemoryStore`], [`MemoryFeed`]) are interchangeable without touching either binary's logic.
 //!
 //! The contract every implementation honours:
 //! - each transition is one atomic compare-and-set; terminal states never change;
@@ -14,9 +14,11 @@
 //! - an entry is in the log before it is published, so "subscribe, then read the log, then
 //!   deduplicate by position" loses nothing.
 
+mod backend;
 mod error;
 mod feed;
 pub mod keys;
+pub mod memory;
 mod message;
 pub mod redis;
 
@@ -24,8 +26,10 @@ use async_trait::async_trait;
 use shared_proto::{ActiveMessage, ErrorBody, FinalStatus, MessageState, StreamChunk, Turn, Usage};
 use uuid::Uuid;
 
+pub use backend::{FeedFactory, StoreBackend};
 pub use error::StoreError;
 pub use feed::{Feed, FeedEvent, FeedHandler};
+pub use memory::{MemoryFeed, MemoryStore, MemoryStoreConfig};
 pub use message::MessageRef;
 pub use redis::{RedisFeed, RedisStore, RedisStoreConfig};
 

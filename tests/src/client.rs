@@ -69,8 +69,10 @@ pub struct WsClient {
 }
 
 impl WsClient {
-    /// Connects to `url` (e.g. `ws://127.0.0.1:port/ws`) and reads `welcome`.
+    /// Connects to `url` (e.g. `ws://127.0.0.1:port/ws`) and reads `welcome`. The URL gets the
+    /// harness's default JWT (`token=`) unless it has one (see [`crate::auth`]).
     pub async fn connect(url: &str) -> WsClient {
+        let url = crate::auth::with_default_token(url);
         let (ws, _) = tokio::time::timeout(PATIENCE, tokio_tungstenite::connect_async(url))
             .await
             .expect("connect timed out")
@@ -86,6 +88,7 @@ impl WsClient {
             .connect(([127, 0, 0, 1], port).into())
             .await
             .expect("tcp connect");
+        let url = crate::auth::with_default_token(url);
         let (ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream))
             .await
             .expect("websocket handshake");

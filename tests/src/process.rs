@@ -172,3 +172,137 @@ impl RedisServer {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 }
+
+/// A private 3-master Redis Cluster on free ports (no replicas, no persistence), its node
+/// files in a temporary directory removed on drop.
+pub struct RedisCluster {
+    pub ports: Vec<u16>,
+    dir: PathBuf,
+    procs: Vec<Proc>,
+}
+
+impl RedisCluster {
+    pub fn start() -> RedisCluster {
+        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let dir =
+            std::env::temp_dir().join(format!("e2e-cluster-{}-{}", std::process::id(), ports[0]));
+        std::fs::create_dir_all(&dir).expect("cluster temp dir");
+        let procs = ports
+            .iter()
+            .map(|port| {
+                let mut cmd = Command::new("redis-server");
+                // The cluster bus port defaults to port + 10000, which may be taken or above
+                // 65535 for an ephemeral port: give it a free one.
+                cmd.current_dir(&dir).args([
+                    "--port",
+                    &port.to_string(),
+                    "--cluster-port",
+                    &free_port().to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    &format!("nodes-{port}.conf"),
+                    "--dir",
+                    &dir.display().to_string(),
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ]);
+                Proc::spawn("redis-server (cluster)", cmd)
+            })
+            .collect();
+        let cluster = RedisCluster { ports, dir, procs };
+        for port in &cluster.ports {
+            wait_pong(*port);
+        }
+        let nodes: Vec<String> = cluster
+            .ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
+        let out = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&nodes)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("redis-cli --cluster create");
+        assert!(
+            out.status.success(),
+            "cluster create failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        cluster.wait_ok();
+        cluster
+    }
+
+    /// Waits until every node reports `cluster_state:ok` and knows all three masters.
+    fn wait_ok(&self) {
+        let start = Instant::now();
+        'outer: while start.elapsed() < crate::PATIENCE {
+            for port in &self.ports {
+                let info = cli(*port, &["cluster", "info"]);
+                if !info.contains("cluster_state:ok") || !info.contains("cluster_known_nodes:3") {
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue 'outer;
+                }
+            }
+            return;
+        }
+        panic!("the cluster on {:?} did not become ok", self.ports);
+    }
+
+    /// `redis-cluster://127.0.0.1:P1?node=127.0.0.1:P2&node=127.0.0.1:P3` (fred's syntax).
+    pub fn url(&self) -> String {
+        format!(
+            "redis-cluster://127.0.0.1:{}?node=127.0.0.1:{}&node=127.0.0.1:{}",
+            self.ports[0], self.ports[1], self.ports[2]
+        )
+    }
+
+    /// Runs a redis-cli command in cluster mode (`-c`: follows redirections) on the first node.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-c", "-p", &self.ports[0].to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for p in &mut self.procs {
+            p.kill();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn cli(port: u16, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .arg("-p")
+        .arg(port.to_string())
+        .args(args)
+        .output();
+    match out {
+        Ok(o) => String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        Err(_) => String::new(),
+    }
+}
+
+fn wait_pong(port: u16) {
+    let start = Instant::now();
+    while start.elapsed() < crate::PATIENCE {
+        if cli(port, &["ping"]) == "PONG" {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("redis-server on {port} did not come up");
+}

@@ -53,6 +53,42 @@ impl AiService {
         ai
     }
 
+    /// The HTTP API of this process.
+    pub fn api(&self) -> AiApi {
+        AiApi {
+            port: self.port,
+            replica_id: self.replica_id.clone(),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        self.api().url()
+    }
+
+    /// `GET /v1/sessions/{sid}/messages/{mid}`.
+    pub async fn message(&self, session_id: Uuid, message_id: Uuid) -> Option<MessageView> {
+        self.api().message(session_id, message_id).await
+    }
+
+    /// `POST …/cancel` → (HTTP status, body).
+    pub async fn cancel(&self, session_id: Uuid, message_id: Uuid) -> (u16, serde_json::Value) {
+        self.api().cancel(session_id, message_id).await
+    }
+
+    /// Waits until the message reaches a terminal state; returns its view.
+    pub async fn wait_terminal(&self, session_id: Uuid, message_id: Uuid) -> MessageView {
+        self.api().wait_terminal(session_id, message_id).await
+    }
+}
+
+/// The HTTP API of an ai-service, wherever it runs (its own process, or inside `streamline`).
+#[derive(Debug, Clone)]
+pub struct AiApi {
+    pub port: u16,
+    pub replica_id: String,
+}
+
+impl AiApi {
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
@@ -89,12 +125,15 @@ impl AiService {
     pub async fn wait_terminal(&self, session_id: Uuid, message_id: Uuid) -> MessageView {
         let start = Instant::now();
         while start.elapsed() < PATIENCE * 2 {
+            let asked = Instant::now();
             if let Some(v) = self.message(session_id, message_id).await {
                 if v.state.is_terminal() {
                     return v;
                 }
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            // A long answer makes every read long: poll no more than half the time, so the
+            // test does not slow the producer it waits for.
+            tokio::time::sleep(asked.elapsed().max(Duration::from_millis(20))).await;
         }
         panic!("message {message_id} did not finish");
     }
@@ -113,7 +152,7 @@ impl Gateway {
         cmd.env("GATEWAY_ADDR", format!("127.0.0.1:{port}"))
             .env("REDIS_URL", redis_url)
             .env("AI_SERVICE_URL", ai_url)
-            .env("AUTH_SECRET", "test-secret-0123456789")
+            .env("AUTH_SECRET", crate::auth::TEST_AUTH_SECRET)
             .env("SHUTDOWN_TIMEOUT", "5s");
         for (k, v) in env {
             cmd.env(k, v);

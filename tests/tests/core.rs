@@ -1,12 +1,12 @@
 //! The core end-to-end suite, on every store from one definition (so they cannot drift):
-//! each test is a function of the [`Backend`], instantiated by [`on_every_backend!`] as
+//! each test is a function of the [`Backend`], instantiated by `backend_tests!` as
 //! `redis::<name>` (redis-server + ai-service + gateway processes), `memory::<name>` (the root
 //! `streamline` binary in embedded mode: one process, in-memory store) and `cluster::<name>`
 //! (the processes on a 3-master Redis Cluster). Real binaries, real sockets.
 //!
 //! Tests about several processes sharing one store (a cancel sent to another ai-service
 //! replica, a resume on another gateway) need a store outside the processes: they run on
-//! `redis` and `cluster` only ([`on_shared_store_backends!`]); in embedded mode there is one
+//! `redis` and `cluster` only (`shared_store` in `backend_tests!`); in embedded mode there is one
 //! ai-service and one gateway by construction.
 
 use std::time::Duration;
@@ -186,11 +186,11 @@ async fn cancel_after_completion_then_after_the_grace_period(backend: Backend) {
     );
     if let Some(redis) = &stack.redis {
         let grace_key = format!("s:{{{}}}:m:{}:grace", c.session_id, id);
-        let exists = match redis {
-            e2e_tests::RedisDeployment::Standalone(r) => r.cli(&["exists", &grace_key]),
-            e2e_tests::RedisDeployment::Cluster(r) => r.cli(&["exists", &grace_key]),
-        };
-        assert_eq!(exists, "0", "the grace key is gone from Redis");
+        assert_eq!(
+            redis.cli(&["exists", &grace_key]),
+            "0",
+            "the grace key is gone from Redis"
+        );
     }
     c.cancel(id).await;
     match c.frame().await {
@@ -238,6 +238,19 @@ async fn a_cancel_before_the_first_token_wins(backend: Backend) {
     );
     // The generation task is gone (its provider stream dropped), long before its first token.
     wait_no_generations(&stack.ai).await;
+}
+
+/// The gateway's `gateway_slow_consumer_closes_total`.
+async fn slow_consumer_closes(gateway_url: &str) -> f64 {
+    let body = match reqwest::get(format!("{gateway_url}/metrics")).await {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(_) => return 0.0,
+    };
+    body.lines()
+        .find(|l| l.starts_with("gateway_slow_consumer_closes_total"))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// Waits until the ai-service reports no running generation.
@@ -296,12 +309,13 @@ async fn a_cancel_sent_to_another_replica_stops_the_generation(backend: Backend)
     assert_eq!(stored.last_seq, t.seqs.len() as u64);
 }
 
-async fn a_slow_consumer_is_closed_and_its_neighbour_streams_normally() {
-    let stack = backend.start_with(
-        &[],
-        &[("SEND_QUEUE_BYTES", "65536"), ("SEND_TIMEOUT", "2s")],
-    )
-    .await;
+async fn a_slow_consumer_is_closed_and_its_neighbour_streams_normally(backend: Backend) {
+    let stack = backend
+        .start_with(
+            &[],
+            &[("SEND_QUEUE_BYTES", "65536"), ("SEND_TIMEOUT", "2s")],
+        )
+        .await;
     let port = stack.gateway.port;
     let mut slow = WsClient::connect_small_buffer(&stack.gateway.ws_url(), port).await;
     let slow_id = slow.chat("!demo tokens=2000000 rate=0\nflood").await;
@@ -314,9 +328,30 @@ async fn a_slow_consumer_is_closed_and_its_neighbour_streams_normally() {
     let stored = stack.ai.message(ok.session_id, id).await.expect("stored");
     assert_eq!(t.text, stored.text);
 
-    // By the time the flood is fully produced, the gateway has had far more than its bounds
-    // for the slow client; now read what it got: frames, then a 4008 close.
+    // Let the flood run until the gateway has closed a slow consumer (its counter says so), or
+    // until the flood is fully produced (far more than the gateway's bounds for the client).
+    // Waiting for the counter rather than for all 2,000,000 tokens keeps the test fast on every
+    // store: the in-memory one writes one chunk per token (no round trip to coalesce behind).
+    // Then stop the flood: were the client not closed, it would now get `done`, which fails.
+    let start = std::time::Instant::now();
+    loop {
+        if slow_consumer_closes(&stack.gateway.url()).await >= 1.0 {
+            break;
+        }
+        if let Some(v) = stack.ai.message(slow.session_id, slow_id).await {
+            if v.state.is_terminal() {
+                break;
+            }
+        }
+        assert!(
+            start.elapsed() < PATIENCE * 2,
+            "the slow client was never closed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stack.ai.cancel(slow.session_id, slow_id).await;
     stack.ai.wait_terminal(slow.session_id, slow_id).await;
+    // Now read what the slow client got: frames, then a 4008 close.
     let mut frames = 0u64;
     loop {
         match slow.recv().await {
@@ -488,51 +523,49 @@ async fn resume_mid_stream_on_another_gateway_loses_and_repeats_nothing(backend:
     assert!(err.to_string().contains("401"), "{err}");
 }
 
-/// Instantiates each named test on every backend (`redis::…`, `memory::…`, `cluster::…`).
-macro_rules! on_every_backend {
-    ($($name:ident),* $(,)?) => {
-        on_backends!(redis, Backend::Redis, $($name),*);
-        on_backends!(memory, Backend::Memory, $($name),*);
-        on_backends!(cluster, Backend::RedisCluster, $($name),*);
-    };
-}
-
-/// Instantiates each named test on the backends whose store lives outside the processes
-/// (several ai-service or gateway processes share it): `redis::…`, `cluster::…`.
-macro_rules! on_shared_store_backends {
-    ($($name:ident),* $(,)?) => {
-        on_backends!(redis, Backend::Redis, $($name),*);
-        on_backends!(cluster, Backend::RedisCluster, $($name),*);
-    };
-}
-
-macro_rules! on_backends {
-    ($module:ident, $backend:expr, $($name:ident),*) => {
-        mod $module {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($backend).await
-                }
-            )*
+/// Instantiates the tests: those of `every` on every backend (`redis::…`, `memory::…`,
+/// `cluster::…`), those of `shared_store` on the backends whose store lives outside the
+/// processes, so that several ai-service or gateway processes can share it (`redis::…`,
+/// `cluster::…`).
+macro_rules! backend_tests {
+    (every: [$($every:ident),* $(,)?], shared_store: [$($shared:ident),* $(,)?] $(,)?) => {
+        mod redis {
+            backend_tests!(@tests Redis, $($every,)* $($shared,)*);
+        }
+        mod memory {
+            backend_tests!(@tests Memory, $($every,)*);
+        }
+        mod cluster {
+            backend_tests!(@tests RedisCluster, $($every,)* $($shared,)*);
         }
     };
+    (@tests $variant:ident, $($name:ident,)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name(super::Backend::$variant).await
+            }
+        )*
+    };
 }
 
-on_every_backend!(
-    chat_streams_in_order_and_matches_the_stored_text,
-    a_gateway_assigned_message_id_comes_back_in_ack,
-    a_thousand_heartbeats_while_streaming_never_interleave,
-    cancel_storm_yields_acks_and_exactly_one_cancelled_done,
-    cancel_after_completion_then_after_the_grace_period,
-    a_cancel_before_the_first_token_wins,
-    a_slow_consumer_is_closed_and_its_neighbour_streams_normally,
-    bad_input_gets_a_stable_error_code_and_the_connection_keeps_working,
-    a_failing_model_ends_the_message_as_failed,
-    a_retried_chat_never_starts_a_second_generation,
-);
-
-on_shared_store_backends!(
-    a_cancel_sent_to_another_replica_stops_the_generation,
-    resume_mid_stream_on_another_gateway_loses_and_repeats_nothing,
-);
+backend_tests! {
+    every: [
+        chat_streams_in_order_and_matches_the_stored_text,
+        a_gateway_assigned_message_id_comes_back_in_ack,
+        a_thousand_heartbeats_while_streaming_never_interleave,
+        cancel_storm_yields_acks_and_exactly_one_cancelled_done,
+        cancel_after_completion_then_after_the_grace_period,
+        a_cancel_before_the_first_token_wins,
+        a_slow_consumer_is_closed_and_its_neighbour_streams_normally,
+        bad_input_gets_a_stable_error_code_and_the_connection_keeps_working,
+        a_failing_model_ends_the_message_as_failed,
+        a_retried_chat_never_starts_a_second_generation,
+    ],
+    // Several processes on one store: a cancel sent to another ai-service replica, a resume on
+    // another gateway. The embedded mode has one of each by construction.
+    shared_store: [
+        a_cancel_sent_to_another_replica_stops_the_generation,
+        resume_mid_stream_on_another_gateway_loses_and_repeats_nothing,
+    ],
+}

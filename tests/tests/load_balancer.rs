@@ -24,7 +24,10 @@ fn start_nginx(port: u16, gateways: &[u16]) -> (Proc, tempdir::Dir) {
     let dir = tempdir::Dir::new("nginx");
     let conf = std::fs::read_to_string(repo_root().join("deploy/nginx/nginx.conf"))
         .expect("deploy/nginx/nginx.conf");
-    assert!(conf.contains("listen 8000;"), "the shipped config listens on 8000");
+    assert!(
+        conf.contains("listen 8000;"),
+        "the shipped config listens on 8000"
+    );
     let conf = conf.replace("listen 8000;", &format!("listen 127.0.0.1:{port};"));
     std::fs::write(dir.path().join("nginx.conf"), conf).expect("write conf");
     let servers: String = gateways
@@ -110,7 +113,9 @@ async fn a_client_resumes_through_nginx_when_its_gateway_gets_sigterm() {
     let lb = format!("ws://127.0.0.1:{lb_port}/ws");
 
     let mut c = WsClient::connect(&lb).await;
-    let id = c.chat("!demo tokens=150 rate=40\nthrough the balancer").await;
+    let id = c
+        .chat("!demo tokens=150 rate=40\nthrough the balancer")
+        .await;
     let mut t = Transcript {
         message_id: id,
         ..Default::default()
@@ -127,7 +132,10 @@ async fn a_client_resumes_through_nginx_when_its_gateway_gets_sigterm() {
         if a + b >= 1.0 {
             break if a >= 1.0 { 0 } else { 1 };
         }
-        assert!(start.elapsed() < PATIENCE, "no gateway reports the connection");
+        assert!(
+            start.elapsed() < PATIENCE,
+            "no gateway reports the connection"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     gateways[holder].proc.signal(15);

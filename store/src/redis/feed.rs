@@ -119,6 +119,7 @@ async fn resubscribe_on_reconnect(
                 }
             }
         }
+        metrics::counter!("store_redis_reconnects_total").increment(1);
         tracing::info!(
             channels = feed.sub.tracked_shard_channels().len(),
             "redis subscriber reconnected and resubscribed"
@@ -172,5 +173,9 @@ impl Feed for RedisFeed {
 
     fn is_connected(&self) -> bool {
         self.sub.is_connected()
+    }
+
+    async fn close(&self) {
+        self.shutdown().await;
     }
 }

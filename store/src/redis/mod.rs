@@ -257,8 +257,12 @@ impl Store for RedisStore {
     }
 
     async fn renew_lease(&self, msg: &MessageRef, owner: &str) -> Result<Lease, StoreError> {
-        let keys = vec![keys::message(msg), keys::lease(msg)];
-        let args = vec![owner.to_string(), self.lease_ms.to_string()];
+        let keys = vec![keys::message(msg), keys::lease(msg), keys::log(msg)];
+        let args = vec![
+            owner.to_string(),
+            self.lease_ms.to_string(),
+            self.stream_ttl_ms.to_string(),
+        ];
         let reply: String = self.scripts.renew.run(&self.client, keys, args).await?;
         Ok(match reply.as_str() {
             "queued" | "streaming" => Lease::Renewed,
@@ -324,6 +328,9 @@ impl Store for RedisStore {
 
     async fn read(&self, msg: &MessageRef, from_index: u64) -> Result<Option<LogRead>, StoreError> {
         let keys = vec![keys::message(msg), keys::log(msg), keys::lease(msg)];
+        // LRANGE takes a signed 64-bit index: a position past it (e.g. `u64::MAX`, "the state
+        // only") is simply past the end.
+        let from_index = from_index.min(i64::MAX as u64);
         let reply: Value = self
             .scripts
             .read

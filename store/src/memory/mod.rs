@@ -1,0 +1,648 @@
+//! [`Store`] and [`Feed`] in memory, for the single-process (embedded) mode.
+//!
+//! Same contract as the Redis implementation (`redis/lua/*.lua` is the reference): every
+//! operation is one atomic step under one mutex, terminal states never change, a cancel before
+//! the first token wins, the terminal entry is written into the log, and an entry is in the log
+//! before it is published. Expiry follows Redis: messages and logs live `stream_ttl` after their
+//! last write, the grace marker `cancel_grace` after the terminal transition, leases `lease_ttl`
+//! after their last renewal, history `session_ttl` after its last turn. Expired data is dropped
+//! lazily when touched, and by a periodic sweep so that memory does not grow forever.
+//!
+//! Live delivery: [`MemoryStore::feed`] registers a handler (one per component, like one
+//! subscriber connection per process with Redis). Recipients are chosen under the state lock,
+//! at the moment of the write (as `SPUBLISH` does), and the events are queued in that order;
+//! handlers are called after the lock is released, by one drainer at a time, so per-session
+//! order is the order of the writes and a handler may call back into the store.
+
+mod feed;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use shared_proto::{
+    ActiveMessage, CancelStatus, ErrorBody, ErrorCode, FinalStatus, MessageState, Role, StoredTurn,
+    StreamChunk, Turn,
+};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::{
+    Appended, Cancelled, Created, FeedEvent, FeedHandler, Finished, Lease, LogRead, MessageRef,
+    Outcome, Store, StoreError,
+};
+pub use feed::MemoryFeed;
+
+/// Data-retention settings (the same as [`crate::RedisStoreConfig`]'s, minus the connection).
+#[derive(Debug, Clone)]
+pub struct MemoryStoreConfig {
+    /// How long a message's log and state live after their last write (the resume window).
+    pub stream_ttl: Duration,
+    /// How long a finished message answers cancels with `already_*` instead of `not_found`.
+    pub cancel_grace: Duration,
+    /// How long an owner's lease lives without renewal.
+    pub lease_ttl: Duration,
+    /// Turn pairs kept per session (0: no history).
+    pub history_turns: u32,
+    /// How long a session's history lives after its last turn.
+    pub session_ttl: Duration,
+    /// How often expired data is swept (it is also dropped whenever it is touched).
+    pub sweep_interval: Duration,
+}
+
+impl Default for MemoryStoreConfig {
+    fn default() -> Self {
+        MemoryStoreConfig {
+            stream_ttl: Duration::from_secs(600),
+            cancel_grace: Duration::from_secs(30),
+            lease_ttl: crate::DEFAULT_LEASE_TTL,
+            history_turns: 20,
+            session_ttl: Duration::from_secs(24 * 3600),
+            sweep_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+/// One message: the `s:{sid}:m:{mid}` hash, its log, grace marker and lease.
+#[derive(Debug)]
+struct Message {
+    state: MessageState,
+    seq: u64,
+    owner: String,
+    content: String,
+    /// Shared entries: a read copies pointers under the lock and the entries after it.
+    log: Vec<Arc<StreamChunk>>,
+    /// Message and log expire together, `stream_ttl` after the last write.
+    expires_at: Instant,
+    /// The grace marker (set by the terminal transition).
+    grace_until: Option<Instant>,
+    /// The owner's lease (dropped by the terminal transition).
+    lease_until: Option<Instant>,
+}
+
+impl Message {
+    fn running(&self) -> bool {
+        matches!(self.state, MessageState::Queued | MessageState::Streaming)
+    }
+
+    fn lease_alive(&self, now: Instant) -> bool {
+        self.lease_until.is_some_and(|t| t > now)
+    }
+
+    fn grace_alive(&self, now: Instant) -> bool {
+        self.grace_until.is_some_and(|t| t > now)
+    }
+}
+
+/// A session: its message index (creation order) and its history.
+#[derive(Debug, Default)]
+struct Session {
+    messages: Vec<Uuid>,
+    history: VecDeque<StoredTurn>,
+    history_expires_at: Option<Instant>,
+}
+
+/// Subscriptions of one feed.
+struct Subscriber {
+    handler: Arc<dyn FeedHandler>,
+}
+
+#[derive(Default)]
+struct State {
+    messages: HashMap<MessageRef, Message>,
+    sessions: HashMap<Uuid, Session>,
+    subscribers: HashMap<u64, Subscriber>,
+    next_subscriber: u64,
+    /// Session → feeds subscribed to its channel.
+    session_subs: HashMap<Uuid, HashSet<u64>>,
+    /// Replica → feeds subscribed to its nudges.
+    replica_subs: HashMap<String, HashSet<u64>>,
+}
+
+impl State {
+    /// The message, unless unknown or expired (an expired one is dropped now).
+    fn message(&mut self, msg: &MessageRef, now: Instant) -> Option<&mut Message> {
+        if self.messages.get(msg).is_some_and(|m| m.expires_at <= now) {
+            self.messages.remove(msg);
+        }
+        self.messages.get_mut(msg)
+    }
+
+    /// Who receives a live entry of `session_id` now.
+    fn session_recipients(&self, session_id: Uuid) -> Vec<Arc<dyn FeedHandler>> {
+        self.recipients(self.session_subs.get(&session_id))
+    }
+
+    fn recipients(&self, ids: Option<&HashSet<u64>>) -> Vec<Arc<dyn FeedHandler>> {
+        ids.into_iter()
+            .flatten()
+            .filter_map(|id| self.subscribers.get(id))
+            .map(|s| s.handler.clone())
+            .collect()
+    }
+
+    /// Drops everything that has expired.
+    fn sweep(&mut self, now: Instant) {
+        self.messages.retain(|_, m| m.expires_at > now);
+        let messages = &self.messages;
+        self.sessions.retain(|sid, s| {
+            s.messages
+                .retain(|mid| messages.contains_key(&MessageRef::new(*sid, *mid)));
+            if s.history_expires_at.is_some_and(|t| t <= now) {
+                s.history.clear();
+                s.history_expires_at = None;
+            }
+            !s.messages.is_empty() || !s.history.is_empty()
+        });
+    }
+}
+
+/// What a handler receives, shared until delivery.
+enum Live {
+    Chunk(Arc<StreamChunk>),
+    Nudge(MessageRef),
+}
+
+/// A queued delivery: the handler and what it receives.
+type Delivery = (Arc<dyn FeedHandler>, Live);
+
+/// Deliveries in write order, drained by one caller at a time.
+#[derive(Default)]
+struct Outbox {
+    queue: VecDeque<Delivery>,
+    draining: bool,
+}
+
+pub(crate) struct Inner {
+    cfg: MemoryStoreConfig,
+    state: Mutex<State>,
+    outbox: Mutex<Outbox>,
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_outbox(&self) -> MutexGuard<'_, Outbox> {
+        self.outbox.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues deliveries. Must be called while the state lock is held, so that the queue
+    /// order is the write order.
+    fn enqueue(&self, deliveries: impl IntoIterator<Item = Delivery>) {
+        self.lock_outbox().queue.extend(deliveries);
+    }
+
+    /// Delivers queued events, in order, with no lock held while a handler runs. If another
+    /// caller is already draining, it delivers ours too (after the ones queued before them).
+    fn drain(&self) {
+        {
+            let mut outbox = self.lock_outbox();
+            if outbox.draining {
+                return;
+            }
+            outbox.draining = true;
+        }
+        loop {
+            let next = {
+                let mut outbox = self.lock_outbox();
+                match outbox.queue.pop_front() {
+                    Some(d) => d,
+                    None => {
+                        outbox.draining = false;
+                        return;
+                    }
+                }
+            };
+            let (handler, live) = next;
+            let event = match live {
+                Live::Chunk(c) => FeedEvent::Chunk(StreamChunk::clone(&c)),
+                Live::Nudge(m) => FeedEvent::Nudge(m),
+            };
+            // A panicking handler must not leave the outbox stuck in `draining`.
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler.on_event(event)))
+                .is_err()
+            {
+                tracing::error!("a feed handler panicked; event dropped");
+            }
+        }
+    }
+
+    pub(crate) fn subscribe(&self, handler: Arc<dyn FeedHandler>) -> u64 {
+        let mut st = self.lock();
+        st.next_subscriber += 1;
+        let id = st.next_subscriber;
+        st.subscribers.insert(id, Subscriber { handler });
+        id
+    }
+
+    pub(crate) fn unsubscribe_all(&self, id: u64) {
+        let mut st = self.lock();
+        st.subscribers.remove(&id);
+        st.session_subs.retain(|_, ids| {
+            ids.remove(&id);
+            !ids.is_empty()
+        });
+        st.replica_subs.retain(|_, ids| {
+            ids.remove(&id);
+            !ids.is_empty()
+        });
+    }
+
+    pub(crate) fn subscribe_session(&self, id: u64, session_id: Uuid) {
+        let mut st = self.lock();
+        if st.subscribers.contains_key(&id) {
+            st.session_subs.entry(session_id).or_default().insert(id);
+        }
+    }
+
+    pub(crate) fn unsubscribe_session(&self, id: u64, session_id: Uuid) {
+        let mut st = self.lock();
+        if let Some(ids) = st.session_subs.get_mut(&session_id) {
+            ids.remove(&id);
+            if ids.is_empty() {
+                st.session_subs.remove(&session_id);
+            }
+        }
+    }
+
+    pub(crate) fn subscribe_replica(&self, id: u64, replica: &str) {
+        let mut st = self.lock();
+        if st.subscribers.contains_key(&id) {
+            st.replica_subs
+                .entry(replica.to_string())
+                .or_default()
+                .insert(id);
+        }
+    }
+
+    /// The terminal transition (`finish.lua`): compare-and-set from queued/streaming, terminal
+    /// entry into the log, grace marker, history, lease dropped, entry published.
+    fn transition(
+        &self,
+        msg: &MessageRef,
+        outcome: &Outcome,
+        only_if_lease_expired: bool,
+    ) -> Transition {
+        let now = Instant::now();
+        let cfg = &self.cfg;
+        let mut st = self.lock();
+        let Some(m) = st.message(msg, now) else {
+            return Transition::Missing;
+        };
+        if !m.running() {
+            return Transition::AlreadyTerminal {
+                state: m.state,
+                grace: m.grace_alive(now),
+            };
+        }
+        if only_if_lease_expired && m.lease_alive(now) {
+            return Transition::OwnerAlive;
+        }
+        let seq = m.seq;
+        let entry = StreamChunk::done(
+            msg.session_id,
+            msg.message_id,
+            seq,
+            outcome.status,
+            outcome.error.clone(),
+            outcome.usage,
+            shared_proto::now_ms(),
+        );
+        let entry = Arc::new(entry);
+        m.state = outcome.status.state();
+        m.log.push(entry.clone());
+        m.expires_at = now + cfg.stream_ttl;
+        m.grace_until = Some(now + cfg.cancel_grace);
+        m.lease_until = None;
+        let owner = m.owner.clone();
+        let turns = (cfg.history_turns > 0).then(|| {
+            let answer: String = m
+                .log
+                .iter()
+                .filter(|c| !c.is_terminal())
+                .map(|c| c.text.as_str())
+                .collect();
+            [
+                StoredTurn {
+                    role: Role::User,
+                    content: m.content.clone(),
+                    status: None,
+                },
+                StoredTurn {
+                    role: Role::Assistant,
+                    content: answer,
+                    status: Some(outcome.status),
+                },
+            ]
+        });
+        if let Some(turns) = turns {
+            let session = st.sessions.entry(msg.session_id).or_default();
+            if session.history_expires_at.is_some_and(|t| t <= now) {
+                session.history.clear();
+            }
+            session.history.extend(turns);
+            let cap = 2 * cfg.history_turns as usize;
+            while session.history.len() > cap {
+                session.history.pop_front();
+            }
+            session.history_expires_at = Some(now + cfg.session_ttl);
+        }
+        let recipients = st.session_recipients(msg.session_id);
+        self.enqueue(
+            recipients
+                .into_iter()
+                .map(|h| (h, Live::Chunk(entry.clone()))),
+        );
+        drop(st);
+        self.drain();
+        Transition::Done { seq, owner }
+    }
+}
+
+/// What the terminal transition did.
+enum Transition {
+    Done { seq: u64, owner: String },
+    AlreadyTerminal { state: MessageState, grace: bool },
+    OwnerAlive,
+    Missing,
+}
+
+/// The in-memory store: cheap to clone (every clone shares the same data). Create feeds for it
+/// with [`MemoryStore::feed`].
+#[derive(Clone)]
+pub struct MemoryStore {
+    inner: Arc<Inner>,
+}
+
+impl MemoryStore {
+    /// A new, empty store. Inside a Tokio runtime it also starts the periodic sweep (which
+    /// ends when the last clone of the store is dropped).
+    pub fn new(cfg: MemoryStoreConfig) -> Result<Self, StoreError> {
+        if cfg.cancel_grace > cfg.stream_ttl {
+            return Err(StoreError::Config(
+                "CANCEL_GRACE must not exceed STREAM_TTL".into(),
+            ));
+        }
+        let sweep_interval = cfg.sweep_interval.max(Duration::from_millis(10));
+        let store = MemoryStore {
+            inner: Arc::new(Inner {
+                cfg,
+                state: Mutex::new(State::default()),
+                outbox: Mutex::new(Outbox::default()),
+            }),
+        };
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(sweeper(Arc::downgrade(&store.inner), sweep_interval));
+        }
+        Ok(store)
+    }
+
+    /// A feed of this store: `handler` receives the entries of the sessions the feed
+    /// subscribes, and the nudges addressed to the replicas it subscribes.
+    pub fn feed(&self, handler: Arc<dyn FeedHandler>) -> MemoryFeed {
+        MemoryFeed::new(self.inner.clone(), handler)
+    }
+
+    /// Drops everything that has expired now (the periodic sweep does this on its own).
+    pub fn sweep(&self) {
+        self.inner.lock().sweep(Instant::now());
+    }
+
+    /// How many messages and sessions the store holds (expired ones included until swept).
+    pub fn size(&self) -> (usize, usize) {
+        let st = self.inner.lock();
+        (st.messages.len(), st.sessions.len())
+    }
+}
+
+async fn sweeper(inner: Weak<Inner>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        inner.lock().sweep(Instant::now());
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn create(
+        &self,
+        msg: &MessageRef,
+        owner: &str,
+        content: &str,
+    ) -> Result<Created, StoreError> {
+        let now = Instant::now();
+        let cfg = &self.inner.cfg;
+        let mut st = self.inner.lock();
+        if let Some(m) = st.message(msg, now) {
+            return Ok(Created {
+                created: false,
+                state: m.state,
+            });
+        }
+        st.messages.insert(
+            *msg,
+            Message {
+                state: MessageState::Queued,
+                seq: 0,
+                owner: owner.to_string(),
+                content: content.to_string(),
+                log: Vec::new(),
+                expires_at: now + cfg.stream_ttl,
+                grace_until: None,
+                lease_until: Some(now + cfg.lease_ttl),
+            },
+        );
+        let session = st.sessions.entry(msg.session_id).or_default();
+        session.messages.retain(|id| *id != msg.message_id);
+        session.messages.push(msg.message_id);
+        Ok(Created {
+            created: true,
+            state: MessageState::Queued,
+        })
+    }
+
+    async fn append(&self, msg: &MessageRef, chunk: &StreamChunk) -> Result<Appended, StoreError> {
+        let now = Instant::now();
+        let mut st = self.inner.lock();
+        let stream_ttl = self.inner.cfg.stream_ttl;
+        let Some(m) = st.message(msg, now) else {
+            return Ok(Appended::Missing);
+        };
+        if !m.running() {
+            return Ok(Appended::Stopped(m.state));
+        }
+        if m.seq + 1 != chunk.seq {
+            return Ok(Appended::OutOfOrder { last_seq: m.seq });
+        }
+        let chunk = Arc::new(chunk.clone());
+        m.state = MessageState::Streaming;
+        m.seq = chunk.seq;
+        m.log.push(chunk.clone());
+        m.expires_at = now + stream_ttl;
+        let recipients = st.session_recipients(msg.session_id);
+        self.inner.enqueue(
+            recipients
+                .into_iter()
+                .map(|h| (h, Live::Chunk(chunk.clone()))),
+        );
+        drop(st);
+        self.inner.drain();
+        Ok(Appended::Written)
+    }
+
+    async fn finish(&self, msg: &MessageRef, outcome: &Outcome) -> Result<Finished, StoreError> {
+        Ok(match self.inner.transition(msg, outcome, false) {
+            Transition::Done { seq, .. } => Finished::Done { seq },
+            Transition::AlreadyTerminal { state, .. } => Finished::AlreadyTerminal(state),
+            // Not a takeover: the lease is not checked.
+            Transition::OwnerAlive | Transition::Missing => Finished::Missing,
+        })
+    }
+
+    async fn cancel(&self, msg: &MessageRef) -> Result<Cancelled, StoreError> {
+        let outcome = Outcome {
+            status: FinalStatus::Cancelled,
+            error: None,
+            usage: None,
+        };
+        let status = match self.inner.transition(msg, &outcome, false) {
+            Transition::Done { owner, .. } => {
+                return Ok(Cancelled {
+                    status: CancelStatus::Cancelling,
+                    owner: Some(owner).filter(|o| !o.is_empty()),
+                })
+            }
+            Transition::AlreadyTerminal { grace: false, .. } => CancelStatus::NotFound,
+            Transition::AlreadyTerminal {
+                state: MessageState::Cancelled,
+                ..
+            } => CancelStatus::AlreadyCancelled,
+            Transition::AlreadyTerminal { .. } => CancelStatus::AlreadyCompleted,
+            Transition::OwnerAlive | Transition::Missing => CancelStatus::NotFound,
+        };
+        Ok(Cancelled {
+            status,
+            owner: None,
+        })
+    }
+
+    async fn read(&self, msg: &MessageRef, from_index: u64) -> Result<Option<LogRead>, StoreError> {
+        let now = Instant::now();
+        let mut st = self.inner.lock();
+        let Some(m) = st.message(msg, now) else {
+            return Ok(None);
+        };
+        let from = usize::try_from(from_index).unwrap_or(usize::MAX);
+        let entries: Vec<Arc<StreamChunk>> =
+            m.log.get(from..).map(<[_]>::to_vec).unwrap_or_default();
+        let read = LogRead {
+            state: m.state,
+            last_seq: m.seq,
+            owner: m.owner.clone(),
+            entries: Vec::new(),
+            lease_alive: m.lease_alive(now),
+        };
+        drop(st);
+        Ok(Some(LogRead {
+            entries: entries.iter().map(|c| StreamChunk::clone(c)).collect(),
+            ..read
+        }))
+    }
+
+    async fn renew_lease(&self, msg: &MessageRef, owner: &str) -> Result<Lease, StoreError> {
+        let now = Instant::now();
+        let lease_ttl = self.inner.cfg.lease_ttl;
+        let mut st = self.inner.lock();
+        let Some(m) = st.message(msg, now) else {
+            return Ok(Lease::Lost);
+        };
+        if !m.running() {
+            return Ok(Lease::Ended(m.state));
+        }
+        if m.owner != owner {
+            return Ok(Lease::Lost);
+        }
+        m.lease_until = Some(now + lease_ttl);
+        Ok(Lease::Renewed)
+    }
+
+    async fn reap(&self, msg: &MessageRef) -> Result<Finished, StoreError> {
+        let outcome = Outcome {
+            status: FinalStatus::Failed,
+            error: Some(ErrorBody::new(
+                ErrorCode::WorkerLost,
+                "the ai-service replica running this answer stopped responding",
+            )),
+            usage: None,
+        };
+        Ok(match self.inner.transition(msg, &outcome, true) {
+            Transition::Done { seq, .. } => Finished::Done { seq },
+            Transition::AlreadyTerminal { state, .. } => Finished::AlreadyTerminal(state),
+            Transition::OwnerAlive => Finished::OwnerAlive,
+            Transition::Missing => Finished::Missing,
+        })
+    }
+
+    async fn history(&self, session_id: Uuid) -> Result<Vec<Turn>, StoreError> {
+        let now = Instant::now();
+        let st = self.inner.lock();
+        Ok(match st.sessions.get(&session_id) {
+            Some(s) if s.history_expires_at.is_some_and(|t| t > now) => {
+                s.history.iter().cloned().map(Turn::from).collect()
+            }
+            _ => Vec::new(),
+        })
+    }
+
+    async fn active(&self, session_id: Uuid) -> Result<Vec<ActiveMessage>, StoreError> {
+        let now = Instant::now();
+        let mut st = self.inner.lock();
+        let ids = match st.sessions.get(&session_id) {
+            Some(s) => s.messages.clone(),
+            None => return Ok(Vec::new()),
+        };
+        let mut out = Vec::new();
+        let mut expired = Vec::new();
+        for id in ids {
+            match st.message(&MessageRef::new(session_id, id), now) {
+                None => expired.push(id),
+                Some(m) if m.running() => out.push(ActiveMessage {
+                    message_id: id,
+                    last_seq: m.seq,
+                }),
+                Some(_) => {}
+            }
+        }
+        if !expired.is_empty() {
+            if let Some(s) = st.sessions.get_mut(&session_id) {
+                s.messages.retain(|id| !expired.contains(id));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn nudge(&self, owner: &str, msg: &MessageRef) -> Result<(), StoreError> {
+        let st = self.inner.lock();
+        let recipients = st.recipients(st.replica_subs.get(owner));
+        self.inner
+            .enqueue(recipients.into_iter().map(|h| (h, Live::Nudge(*msg))));
+        drop(st);
+        self.inner.drain();
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
