@@ -38,8 +38,10 @@ pub struct Config {
     #[arg(long, env = "SEND_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub send_timeout: Duration,
 
-    /// Secret that signs resume tokens. Without it a random one is used, and a session can
-    /// only be resumed on the replica that created it.
+    /// Secret for login tokens and resume tokens. When set, `/ws` requires a JWT (HS256,
+    /// `exp` checked) in `?token=` or `Sec-WebSocket-Protocol: bearer.<jwt>`, and sessions
+    /// belong to the token's `sub`. Unset: anonymous sessions, resume tokens signed with a
+    /// random key (resume only on this replica). Set the same value on every replica.
     #[arg(long, env = "AUTH_SECRET", hide_env_values = true)]
     pub auth_secret: Option<String>,
 

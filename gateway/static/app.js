@@ -455,6 +455,21 @@
     return url;
   }
 
+  /**
+   * A login token (JWT) for gateways that require one (AUTH_SECRET set): taken from the page
+   * address, `#token=…` (preferred: the fragment never reaches server logs) or `?token=…`.
+   * It travels in the Sec-WebSocket-Protocol header, next to the protocol name.
+   */
+  function loginToken() {
+    const fromHash = new URLSearchParams(location.hash.replace(/^#/, '')).get('token');
+    return fromHash || new URLSearchParams(location.search).get('token') || '';
+  }
+
+  function wsProtocols() {
+    const token = loginToken();
+    return token ? ['streamline.v1', `bearer.${token}`] : [];
+  }
+
   function connect() {
     clearTimeout(conn.reconnectTimer);
     conn.reconnectTimer = null;
@@ -464,7 +479,7 @@
     setConnState(conn.everOnline ? (conn.failures >= OFFLINE_AFTER_FAILURES ? 'offline' : 'reconnecting') : 'connecting');
     let ws;
     try {
-      ws = new WebSocket(wsUrl());
+      ws = new WebSocket(wsUrl(), wsProtocols());
     } catch (e) {
       console.error('cannot open WebSocket', e);
       conn.failures += 1;

@@ -3,10 +3,12 @@
 //! ```text
 //! queued ──► streaming ──► completed
 //!    │           ├───────► cancelled
-//!    └───────────┴───────► failed
+//!    │           └───────► failed
+//!    ├──────────────────► completed   (an answer with no text)
+//!    ├──────────────────► cancelled   (a cancel before the first token wins)
+//!    └──────────────────► failed
 //! ```
-//! `queued` may also go straight to `cancelled` (a cancel before the first token wins) or
-//! `failed`. The three terminal states never change; the store enforces that with an atomic
+//! The three terminal states never change; the store enforces that with an atomic
 //! compare-and-set, this module only names the states.
 
 use serde::{Deserialize, Serialize};

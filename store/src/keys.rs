@@ -8,7 +8,7 @@
 //! | key | type | holds |
 //! |---|---|---|
 //! | `s:{sid}:msgs` | zset | the session's message ids, scored by creation time (ms) |
-//! | `s:{sid}:m:{mid}` | hash | `state`, `seq`, `owner`, `created_ms`, `content`, `error_*` |
+//! | `s:{sid}:m:{mid}` | hash | `state`, `seq`, `owner`, `created_ms`, `content`, `finished_ms` |
 //! | `s:{sid}:m:{mid}:log` | list | the message's [`StreamChunk`](shared_proto::StreamChunk)s as JSON |
 //! | `s:{sid}:m:{mid}:grace` | string | exists for `CANCEL_GRACE` after the message finished |
 //! | `s:{sid}:m:{mid}:lease` | string | the owner replica, while it renews its lease |

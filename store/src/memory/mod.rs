@@ -4,7 +4,7 @@
 //! operation is one atomic step under one mutex, terminal states never change, a cancel before
 //! the first token wins, the terminal entry is written into the log, and an entry is in the log
 //! before it is published. Expiry follows Redis: messages and logs live `stream_ttl` after their
-//! last write, the grace marker `cancel_grace` after the terminal transition, leases `lease_ttl`
+//! last write or lease renewal, the grace marker `cancel_grace` after the terminal transition, leases `lease_ttl`
 //! after their last renewal, history `session_ttl` after its last turn. Expired data is dropped
 //! lazily when touched, and by a periodic sweep so that memory does not grow forever.
 //!
@@ -574,6 +574,8 @@ impl Store for MemoryStore {
             return Ok(Lease::Lost);
         }
         m.lease_until = Some(now + lease_ttl);
+        // As `renew.lua`: a running message (and its log) never expires mid-stream.
+        m.expires_at = now + self.inner.cfg.stream_ttl;
         Ok(Lease::Renewed)
     }
 

@@ -284,6 +284,18 @@ async fn reap_only_after_the_lease_expired() {
         Appended::Stopped(MessageState::Failed)
     );
     assert_eq!(s.reap(&msg()).await.unwrap(), Finished::Missing);
+
+    // A renewed message never expires mid-stream, even with no chunk for longer than the TTL.
+    let quiet = msg();
+    s.create(&quiet, "owner", "q").await.unwrap();
+    for _ in 0..30 {
+        tokio::time::advance(Duration::from_secs(3)).await;
+        assert_eq!(
+            s.renew_lease(&quiet, "owner").await.unwrap(),
+            Lease::Renewed
+        );
+    }
+    assert!(s.read(&quiet, 0).await.unwrap().is_some());
     assert_eq!(s.renew_lease(&msg(), "owner").await.unwrap(), Lease::Lost);
 }
 
