@@ -31,7 +31,8 @@ pub struct Config {
     #[arg(long, env = "CANCEL_GRACE", default_value = "30s", value_parser = parse_duration)]
     pub cancel_grace: Duration,
 
-    /// How long a message's log stays readable after its last chunk (the resume window).
+    /// How long a message's log stays readable after its last write (chunk or lease
+    /// renewal while it runs): the resume window.
     #[arg(long, env = "STREAM_TTL", default_value = "10m", value_parser = parse_duration)]
     pub stream_ttl: Duration,
 

@@ -6,8 +6,9 @@
 //!
 //! The handshake checks, in order: draining (503), `Origin` against `ALLOWED_ORIGINS` (403),
 //! the JWT when `AUTH_SECRET` is set (401), the connection limits (503), the resume token,
-//! which is bound to the JWT's `sub` (401), then subscribes and upgrades. Every refusal is an
-//! HTTP status with `{"error":{code,message}}`; see `docs/SECURITY.md`.
+//! which is bound to the JWT's `sub` (401), then the WebSocket upgrade itself (actix-ws's own
+//! 400 for a bad handshake), then the session's subscription (503 if the store is away). Every
+//! refusal of ours is an HTTP status with `{"error":{code,message}}`; see `docs/SECURITY.md`.
 //!
 //! In the read loop, each connection has two token buckets (`RATE_LIMIT_PER_SEC`,
 //! `RATE_LIMIT_BURST`): one for `chat`, `resume`, invalid and binary frames, one for `cancel`

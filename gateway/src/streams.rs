@@ -54,8 +54,6 @@ enum Retry {
     Drain,
 }
 
-/// Entries a replay delivers before it checks the client's queue.
-const REPLAY_SLICE: usize = 256;
 
 /// The messages one connection follows.
 pub struct Streams {
@@ -223,25 +221,23 @@ impl Streams {
                 match read {
                     Ok(Some(read)) => {
                         let log_len = read.last_seq + u64::from(read.state.is_terminal());
-                        if read.entries.is_empty() && c.next_index > log_len {
+                        if read.entries.is_empty() && c.next_index > read.last_seq {
                             // The client claims more than exists (a bogus after_seq): it
                             // cannot have seen more than the log holds.
                             c.next_index = read.last_seq;
                             continue;
                         }
-                        let mut delivered = 0usize;
+                        let mut paused = false;
                         for entry in read.entries {
                             if entry.log_index() != c.next_index {
                                 continue;
                             }
-                            if delivered >= REPLAY_SLICE
-                                && self.sink.queued_bytes() > self.sink.max_queue_bytes() / 2
-                            {
+                            if self.sink.queued_bytes() > self.sink.max_queue_bytes() / 2 {
                                 // A long replay goes out at the pace the client reads, not
                                 // all at once into its bounded queue: pause and read on.
+                                paused = true;
                                 break;
                             }
-                            delivered += 1;
                             c.next_index += 1;
                             c.last_progress = Instant::now();
                             self.sink.send(&entry.to_frame());
@@ -251,7 +247,7 @@ impl Streams {
                             }
                         }
                         c.confirmed = true;
-                        if delivered >= REPLAY_SLICE && c.next_index < log_len {
+                        if paused && c.next_index < log_len {
                             Retry::Drain
                         } else if c.max_seen.is_some_and(|m| m >= c.next_index) {
                             // Something seen live was written after our read: read again.

@@ -16,7 +16,8 @@ pub enum ClientFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         message_id: Option<Uuid>,
     },
-    /// Stop a message. Always answered with `cancel_ack`, never with an error.
+    /// Stop a message. Answered with `cancel_ack` (an unknown or finished id is a status, not
+    /// an error); only a refused frame (`rate_limited`) or an unreachable service gets `error`.
     Cancel { message_id: Uuid },
     /// Replay a message's log after `after_seq`, then continue live.
     Resume { message_id: Uuid, after_seq: u64 },

@@ -27,7 +27,7 @@ pub enum ErrorCode {
     RateLimited,
     /// The session already runs as many generations as it may.
     TooManyGenerations,
-    /// A `chat` reused a `message_id` that this session already used for another message.
+    /// A `chat` reused the `message_id` of a message this connection is still following.
     DuplicateMessageId,
     /// The gateway could not reach the ai-service.
     AiServiceUnavailable,

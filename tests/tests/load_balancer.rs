@@ -89,7 +89,7 @@ async fn open_connections(gateway_port: u16) -> f64 {
         .await
         .unwrap_or_default();
     body.lines()
-        .find(|l| l.starts_with("gateway_connections"))
+        .find(|l| l.starts_with("gateway_connections "))
         .and_then(|l| l.split_whitespace().last())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0)

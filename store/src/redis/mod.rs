@@ -257,7 +257,12 @@ impl Store for RedisStore {
     }
 
     async fn renew_lease(&self, msg: &MessageRef, owner: &str) -> Result<Lease, StoreError> {
-        let keys = vec![keys::message(msg), keys::lease(msg), keys::log(msg)];
+        let keys = vec![
+            keys::message(msg),
+            keys::lease(msg),
+            keys::log(msg),
+            keys::messages(msg.session_id),
+        ];
         let args = vec![
             owner.to_string(),
             self.lease_ms.to_string(),
