@@ -153,6 +153,9 @@ struct RunArgs {
     /// SEND_QUEUE_BYTES (1 MiB) plus the socket buffers (which grow to a few MB on loopback).
     #[arg(long, default_value_t = 1_500_000)]
     s6_slow_tokens: u64,
+    /// S6 control experiment: the client with the long fast chat reads everything.
+    #[arg(long)]
+    s6_control_reader: bool,
 }
 
 #[derive(clap::Args)]
@@ -400,6 +403,7 @@ async fn run(a: RunArgs) -> Result<(), String> {
                             ramp: Duration::from_millis(100),
                         },
                         slow_tokens: 20_000,
+                        control_reader: a.s6_control_reader,
                     }
                 } else {
                     S6 {
@@ -410,6 +414,7 @@ async fn run(a: RunArgs) -> Result<(), String> {
                             ramp,
                         },
                         slow_tokens: a.s6_slow_tokens,
+                        control_reader: a.s6_control_reader,
                     }
                 };
                 scenarios::s6_slow(ctx.clone(), p).await

@@ -28,6 +28,15 @@ fn num(v: &Value) -> String {
     }
 }
 
+/// A parameter as written in a prompt (`tokens=1000 rate=10`), without grouping or padding.
+fn raw(v: &Value) -> String {
+    match v.as_f64() {
+        Some(f) if f.fract() == 0.0 => format!("{}", f as i64),
+        Some(f) => format!("{f}"),
+        None => num(v),
+    }
+}
+
 fn group(i: u64) -> String {
     let s = i.to_string();
     let mut out = String::new();
@@ -402,7 +411,7 @@ pub fn render(doc: &Value, source: &str) -> String {
             format!("{} chats", num(&s3["first_failing_chats"])),
         );
         let _ = write!(md, "\n## S3: capacity\n\n{}", t.0);
-        let _ = writeln!(md, "\nSteps (`!demo tokens={} rate={}` per chat; steady window = all chats acked → first done):\n", num(&s3["params"]["tokens_per_chat"]), num(&s3["params"]["rate"]));
+        let _ = writeln!(md, "\nSteps (`!demo tokens={} rate={}` per chat; steady window = all chats acked → first done):\n", raw(&s3["params"]["tokens_per_chat"]), raw(&s3["params"]["rate"]));
         let _ = writeln!(md, "| chats | offered tokens/s | delivered tokens/s (steady) | steady p50 / p99 / p99.9 ms | all-chunk p99 ms | failures | CPU gateway / ai-service / redis / loadgen % | pass |\n|---|---|---|---|---|---|---|---|");
         for st in s3["steps"].as_array().into_iter().flatten() {
             let c = &st["cpu_percent"];
@@ -496,8 +505,8 @@ pub fn render(doc: &Value, source: &str) -> String {
             md,
             "\n## S4: cancel storm\n\n{} chats (`!demo tokens={} rate={}`), each cancelled at a random moment 0–{} ms after its `ack`, with {} duplicate cancels sent in the same flush.\n\n{}",
             num(&s4["params"]["chats"]),
-            num(&s4["params"]["tokens"]),
-            num(&s4["params"]["rate"]),
+            raw(&s4["params"]["tokens"]),
+            raw(&s4["params"]["rate"]),
             num(&s4["params"]["cancel_delay_max_ms"]),
             num(&s4["params"]["duplicate_cancels"]),
             t.0
@@ -533,7 +542,7 @@ pub fn render(doc: &Value, source: &str) -> String {
         let pr = &s5["paced"];
         if !pr.is_null() {
             t.info(
-                &format!("paced: `!demo tokens={} rate={}`", num(&s5["params"]["tokens"]), num(&s5["params"]["paced_rate"])),
+                &format!("paced: `!demo tokens={} rate={}`", raw(&s5["params"]["tokens"]), raw(&s5["params"]["paced_rate"])),
                 format!(
                     "{} chunks / {} tokens replayed in {} ms (first chunk {} ms; complete and in order: {})",
                     num(&pr["resumed_chunks"]),
@@ -572,9 +581,9 @@ pub fn render(doc: &Value, source: &str) -> String {
             md,
             "\n## S6: slow-consumer isolation\n\n{} chats (`!demo tokens={} rate={}`) alone, then again beside one client (4 KiB SO_RCVBUF) that sends `!demo tokens={} rate=0` and never reads.\n\n{}",
             num(&s6["params"]["chats"]),
-            num(&s6["params"]["tokens"]),
-            num(&s6["params"]["rate"]),
-            num(&s6["params"]["slow_chat_tokens"]),
+            raw(&s6["params"]["tokens"]),
+            raw(&s6["params"]["rate"]),
+            raw(&s6["params"]["slow_chat_tokens"]),
             t.0
         );
     }

@@ -608,6 +608,8 @@ struct CancelOut {
     latency_us: Option<u64>,
     /// How long after `ack` the cancel was sent.
     delay_ms: u64,
+    /// When the cancel was sent (µs since the epoch).
+    sent_at_us: u64,
     status: Option<FinalStatus>,
     done_before_cancel: bool,
     error_frames: u64,
@@ -678,6 +680,7 @@ async fn cancel_client(ctx: Arc<Ctx>, p: Arc<S4>) -> CancelOut {
                         out.status = Some(status);
                         match cancel_sent_us {
                             Some(t0) => {
+                                out.sent_at_us = t0;
                                 out.latency_us = Some(now_us().saturating_sub(t0).max(1));
                                 linger_until = Some(tokio::time::Instant::now() + p.linger);
                             }
@@ -726,6 +729,8 @@ pub async fn s4_cancel(ctx: Arc<Ctx>, p: S4) -> Value {
     let tasks: Vec<_> = (0..p.chats)
         .map(|_| tokio::spawn(cancel_client(ctx.clone(), p.clone())))
         .collect();
+    let run_start_us = now_us();
+    let mut slowest: Vec<(u64, u64)> = Vec::new();
     let mut hist = new_hist();
     let mut early = new_hist();
     let mut late = new_hist();
@@ -741,6 +746,7 @@ pub async fn s4_cancel(ctx: Arc<Ctx>, p: S4) -> Value {
             continue;
         };
         if let Some(l) = o.latency_us {
+            slowest.push((l, o.sent_at_us.saturating_sub(run_start_us)));
             hist.saturating_record(l);
             if o.delay_ms < 1000 {
                 early.saturating_record(l);
@@ -767,11 +773,18 @@ pub async fn s4_cancel(ctx: Arc<Ctx>, p: S4) -> Value {
             first_failure.get_or_insert(f);
         }
     }
+    slowest.sort_by(|a, b| b.0.cmp(&a.0));
+    let slowest_json: Vec<Value> = slowest
+        .iter()
+        .take(15)
+        .map(|(l, at)| json!({"latency_ms": ms(*l), "sent_at_s": round3(*at as f64 / 1e6)}))
+        .collect();
     json!({
         "params": {"chats": p.chats, "tokens": p.tokens, "rate": p.rate,
                    "cancel_delay_max_ms": p.max_delay.as_millis() as u64,
                    "duplicate_cancels": p.duplicates, "linger_ms": p.linger.as_millis() as u64},
         "cancel_latency": lat_json(&hist),
+        "slowest_cancels": slowest_json,
         "cancel_latency_sent_under_1s_after_ack": lat_json(&early),
         "cancel_latency_sent_1s_or_later_after_ack": lat_json(&late),
         "done_status": statuses,
@@ -925,6 +938,9 @@ pub async fn s5_resume(ctx: Arc<Ctx>, p: S5) -> Value {
 pub struct S6 {
     pub spec: WaveSpec,
     pub slow_tokens: u64,
+    /// Control experiment: the "slow" client reads everything (a fast consumer of the same
+    /// long fast chat), to separate the cost of generating it from the cost of not reading it.
+    pub control_reader: bool,
 }
 
 pub async fn s6_slow(ctx: Arc<Ctx>, p: S6) -> Value {
@@ -949,8 +965,33 @@ pub async fn s6_slow(ctx: Arc<Ctx>, p: S6) -> Value {
             None
         }
     };
+    let (slow, reader) = match slow {
+        Some((mut conn, mid)) if p.control_reader => {
+            let reader = tokio::spawn(async move {
+                let mut frames = 0u64;
+                loop {
+                    match conn.recv().await {
+                        In::Closed(code) => return json!({"reader_frames": frames, "closed_with": code}),
+                        In::Frame(ServerFrame::Done { message_id, status, .. }) if message_id == mid => {
+                            return json!({"reader_frames": frames + 1, "done": status.as_str()})
+                        }
+                        _ => frames += 1,
+                    }
+                }
+            });
+            (None, Some(reader))
+        }
+        other => (other, None),
+    };
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (beside, p99_beside, _, _) = wave(&ctx, p.spec).await;
+    if let Some(r) = reader {
+        slow_info["control_reader"] = tokio::time::timeout(Duration::from_secs(30), r)
+            .await
+            .ok()
+            .and_then(|r| r.ok())
+            .unwrap_or(json!("reader did not finish"));
+    }
     if let Some((mut conn, mid)) = slow {
         if let Ok(view) = ctx.message(conn.session_id, mid).await {
             slow_info["message_state_after_wave"] = json!(view.state.as_str());
@@ -989,7 +1030,8 @@ pub async fn s6_slow(ctx: Arc<Ctx>, p: S6) -> Value {
     };
     json!({
         "params": {"chats": p.spec.chats, "tokens": p.spec.tokens, "rate": p.spec.rate,
-                   "slow_chat_tokens": p.slow_tokens, "slow_rcvbuf": 4096},
+                   "slow_chat_tokens": p.slow_tokens, "slow_rcvbuf": 4096,
+                   "control_reader": p.control_reader},
         "alone": alone,
         "beside_slow_consumer": beside,
         "slow_client": slow_info,
