@@ -54,7 +54,6 @@ enum Retry {
     Drain,
 }
 
-
 /// The messages one connection follows.
 pub struct Streams {
     session_id: Uuid,

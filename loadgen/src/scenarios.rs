@@ -971,8 +971,12 @@ pub async fn s6_slow(ctx: Arc<Ctx>, p: S6) -> Value {
                 let mut frames = 0u64;
                 loop {
                     match conn.recv().await {
-                        In::Closed(code) => return json!({"reader_frames": frames, "closed_with": code}),
-                        In::Frame(ServerFrame::Done { message_id, status, .. }) if message_id == mid => {
+                        In::Closed(code) => {
+                            return json!({"reader_frames": frames, "closed_with": code})
+                        }
+                        In::Frame(ServerFrame::Done {
+                            message_id, status, ..
+                        }) if message_id == mid => {
                             return json!({"reader_frames": frames + 1, "done": status.as_str()})
                         }
                         _ => frames += 1,

@@ -21,10 +21,13 @@ pub fn bin_path(name: &str) -> PathBuf {
     }
     // target/<profile>/deps/<test binary> → target/<profile>/<name>
     let exe = std::env::current_exe().expect("current_exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("test binary lives in target/<profile>/deps");
+    // Test binaries live in target/<profile>/deps, bench binaries in target/<profile>.
+    let dir = exe.parent().expect("the executable has a directory");
+    let profile_dir = if dir.ends_with("deps") {
+        dir.parent().expect("target/<profile>")
+    } else {
+        dir
+    };
     let path = profile_dir.join(name);
     assert!(
         path.exists(),
