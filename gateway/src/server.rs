@@ -40,6 +40,15 @@ async fn metrics_route() -> HttpResponse {
         .body(service_kit::render_metrics())
 }
 
+/// Turns Nagle's algorithm off on every accepted socket.
+fn set_nodelay(conn: &dyn std::any::Any, _ext: &mut actix_web::dev::Extensions) {
+    if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
+    }
+}
+
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain").body("ok")
 }
@@ -173,6 +182,10 @@ pub async fn start(
             .route("/metrics", web::get().to(metrics_route))
             .configure(crate::web_client::configure)
     })
+    // Chat frames are small and often written back to back (ack then chunk, cancel_ack then
+    // done): without TCP_NODELAY, Nagle's algorithm and the client's delayed ACK hold the
+    // second one back for up to 40 ms.
+    .on_connect(set_nodelay)
     .disable_signals()
     .shutdown_timeout(config.shutdown_timeout.as_secs().max(1))
     .listen(listener)

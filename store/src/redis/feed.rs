@@ -17,7 +17,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::builder;
+use super::{builder, SUBSCRIBER_EVENTS_CAPACITY};
 use crate::keys;
 use crate::{Feed, FeedEvent, FeedHandler, MessageRef, StoreError};
 
@@ -36,7 +36,8 @@ impl RedisFeed {
         command_timeout: Duration,
         handler: Arc<dyn FeedHandler>,
     ) -> Result<Self, StoreError> {
-        let sub = builder(url, command_timeout)?.build_subscriber_client()?;
+        let sub =
+            builder(url, command_timeout, SUBSCRIBER_EVENTS_CAPACITY)?.build_subscriber_client()?;
         // Subscribe to the receivers before connecting, so nothing is missed.
         let messages = sub.message_rx();
         let reconnects = sub.reconnect_rx();

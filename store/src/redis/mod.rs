@@ -79,16 +79,25 @@ fn ms(d: Duration) -> u64 {
     d.as_millis().max(1) as u64
 }
 
-pub(crate) fn builder(url: &str, command_timeout: Duration) -> Result<Builder, StoreError> {
+/// Capacity of fred's event channels for the command client, which subscribes to nothing.
+pub(crate) const COMMAND_EVENTS_CAPACITY: usize = 32;
+/// Capacity of the subscriber's event channels: pub/sub messages reach the feed reader through
+/// them. A reader that falls behind further is detected (lag → resync from the logs); fred
+/// preallocates every slot of each of its channels, so this is also a fixed memory cost.
+pub(crate) const SUBSCRIBER_EVENTS_CAPACITY: usize = 8_192;
+
+pub(crate) fn builder(
+    url: &str,
+    command_timeout: Duration,
+    events_capacity: usize,
+) -> Result<Builder, StoreError> {
     let config =
         Config::from_url(url).map_err(|e| StoreError::Config(format!("REDIS_URL: {e}")))?;
     let mut builder = Builder::from_config(config);
     builder
         .with_performance_config(|p| {
             p.default_command_timeout = command_timeout;
-            // Pub/sub messages are fanned out to the feed reader through this channel; a
-            // reader that falls behind is detected (lag → resync), but make it rare.
-            p.broadcast_channel_capacity = 65_536;
+            p.broadcast_channel_capacity = events_capacity;
         })
         .with_connection_config(|c| {
             c.connection_timeout = Duration::from_secs(2);
@@ -111,7 +120,7 @@ impl RedisStore {
                 "CANCEL_GRACE must not exceed STREAM_TTL".into(),
             ));
         }
-        let client = builder(&cfg.url, cfg.command_timeout)?.build()?;
+        let client = builder(&cfg.url, cfg.command_timeout, COMMAND_EVENTS_CAPACITY)?.build()?;
         let _connection = client.connect();
         let scripts = Scripts::new();
         let appends = AppendBatcher::start(
