@@ -473,11 +473,10 @@ fn redis_benchmark(ctx: &Ctx, pipeline: u32, requests: u64) -> Value {
                         .parse::<f64>()
                         .ok()
                 })
-                .last();
+                .next_back();
             let line = text
                 .split(['\r', '\n'])
-                .filter(|l| l.contains("requests per second"))
-                .last()
+                .rfind(|l| l.contains("requests per second"))
                 .map(|l| l.trim().to_string());
             json!({"pipeline": pipeline, "requests": requests, "ops_per_s": rps, "output": line})
         }
@@ -773,7 +772,7 @@ pub async fn s4_cancel(ctx: Arc<Ctx>, p: S4) -> Value {
             first_failure.get_or_insert(f);
         }
     }
-    slowest.sort_by(|a, b| b.0.cmp(&a.0));
+    slowest.sort_by_key(|s| std::cmp::Reverse(s.0));
     let slowest_json: Vec<Value> = slowest
         .iter()
         .take(15)
