@@ -20,19 +20,7 @@ use crate::provider::openai::{OpenAiConfig, OpenAiProvider};
 use crate::provider::Provider;
 use crate::service::{random_replica_id, NudgeHandler, Service};
 
-/// A startup failure, reported as one line (exit code 2).
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error("invalid configuration: {0}")]
-    Config(String),
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: std::net::SocketAddr,
-        source: std::io::Error,
-    },
-    #[error("store: {0}")]
-    Store(#[from] store::StoreError),
-}
+pub use service_kit::StartError;
 
 fn provider(config: &Config) -> Result<Arc<dyn Provider>, StartError> {
     match config.provider {
@@ -211,9 +199,4 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     tracing::info!("shutdown requested");
     running.shutdown().await;
     Ok(())
-}
-
-/// `redis://user:secret@host` → `redis://user:***@host`.
-pub fn redact_url(url: &str) -> String {
-    service_kit::redact_url(url)
 }

@@ -20,19 +20,7 @@ use crate::hub::{Hub, HubFeed};
 use crate::resume_token::ResumeTokens;
 use crate::state::AppState;
 
-/// A startup failure, reported as one line (exit code 2).
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error("invalid configuration: {0}")]
-    Config(String),
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: std::net::SocketAddr,
-        source: std::io::Error,
-    },
-    #[error("store: {0}")]
-    Store(#[from] store::StoreError),
-}
+pub use service_kit::StartError;
 
 async fn metrics_route() -> HttpResponse {
     HttpResponse::Ok()

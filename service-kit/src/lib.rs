@@ -7,10 +7,12 @@ mod metrics;
 mod process;
 mod redis_url;
 mod signal;
+mod start_error;
 
 pub use duration::parse_duration;
 pub use logging::{init_logging, LogFormat};
 pub use metrics::{install_metrics, render_metrics};
 pub use process::run_main;
-pub use redis_url::{check_redis_url, redact_url};
+pub use redis_url::check_redis_url;
 pub use signal::shutdown_signal;
+pub use start_error::StartError;

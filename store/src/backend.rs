@@ -47,8 +47,8 @@ impl StoreBackend {
     }
 }
 
-/// `redis://user:secret@host` → `redis://user:***@host`.
-fn redact(url: &str) -> String {
+/// `redis://user:secret@host` → `redis://user:***@host`, for logs.
+pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => {
             let creds = &url[s + 3..at];
