@@ -38,10 +38,9 @@ use crate::{
 
 // streamline patch (see vendor/actix-http/PATCHES.md): every connection of an upgraded
 // WebSocket keeps both of these buffers for its whole life. Upstream starts them at 8 KiB each
-// (16 KiB per idle socket); 2 KiB is plenty for WebSocket frames of a chat and both still grow
-// on demand.
-const LW_BUFFER_SIZE: usize = 512;
-const HW_BUFFER_SIZE: usize = 1024 * 2;
+// (16 KiB per idle socket); 1 KiB holds a chat's client frames and both still grow on demand.
+const LW_BUFFER_SIZE: usize = 256;
+const HW_BUFFER_SIZE: usize = 1024;
 const MAX_PIPELINED_MESSAGES: usize = 16;
 
 /// Write buffer capacity at which we reallocate it after flushing.
