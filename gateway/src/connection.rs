@@ -39,6 +39,7 @@ use crate::limits::{ConnGuard, TokenBucket};
 use crate::sink::{Sink, SinkLimits};
 use crate::state::AppState;
 use crate::streams::{Follow, Streams};
+use store::MessageRef;
 
 /// Requests to the ai-service one connection may have in flight; more wait (backpressure on
 /// the client's reads, which bounds what one client can make the gateway hold).
@@ -638,21 +639,36 @@ impl Handler {
             return;
         };
         let (ai, sink, session_id) = (self.state.ai.clone(), self.sink.clone(), self.session_id);
+        let store = self.state.store.clone();
         actix_web::rt::spawn(
             async move {
                 let _permit = permit;
-                match ai.cancel(session_id, message_id).await {
+                let answer = match ai.cancel(session_id, message_id).await {
+                    Ok(status) => Ok(status),
+                    Err(e) => {
+                        // A cancel is a store transition anyone may make: with the ai-service
+                        // unreachable, make it here (its owner learns it from the nudge, its
+                        // next append or its next lease renewal).
+                        tracing::warn!(error = %e, "ai-service unreachable; cancelling in the store");
+                        metrics::counter!("gateway_ai_errors_total", "code" => e.code().as_str())
+                            .increment(1);
+                        cancel_in_store(store.as_ref(), MessageRef::new(session_id, message_id))
+                            .await
+                            .map_err(|se| {
+                                tracing::warn!(error = %se, "cancel failed in the store too");
+                                e.code()
+                            })
+                    }
+                };
+                match answer {
                     Ok(status) => {
                         metrics::counter!("gateway_cancels_total", "status" => status.as_str())
                             .increment(1);
                         sink.send(&ServerFrame::CancelAck { message_id, status });
                     }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cancel not delivered to the ai-service");
-                        metrics::counter!("gateway_ai_errors_total", "code" => e.code().as_str())
-                            .increment(1);
+                    Err(code) => {
                         sink.send(&ServerFrame::error(
-                            e.code(),
+                            code,
                             "the cancel could not be delivered; try again",
                             Some(message_id),
                         ));
@@ -662,4 +678,21 @@ impl Handler {
             .instrument(tracing::info_span!("cancel", %message_id)),
         );
     }
+}
+
+/// The cancel transition made directly in the store (when the ai-service is unreachable), then
+/// the nudge to the replica that runs the generation.
+async fn cancel_in_store(
+    store: &dyn store::Store,
+    msg: MessageRef,
+) -> Result<shared_proto::CancelStatus, store::StoreError> {
+    let outcome = store.cancel(&msg).await?;
+    if outcome.status == shared_proto::CancelStatus::Cancelling {
+        if let Some(owner) = outcome.owner.as_deref() {
+            if let Err(e) = store.nudge(owner, &msg).await {
+                tracing::debug!(error = %e, "nudge failed; the owner stops at its next write");
+            }
+        }
+    }
+    Ok(outcome.status)
 }

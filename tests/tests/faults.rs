@@ -285,3 +285,34 @@ async fn sigterm_of_an_ai_service_drains_then_ends_the_rest_as_shutdown() {
         "exit code"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_still_works_while_the_ai_service_is_down() {
+    let redis = RedisServer::start();
+    let mut ai = AiService::start(&redis.url(), &[]).await;
+    let gw = Gateway::start(&redis.url(), &ai.url(), &[]).await;
+    let (mut c, mut t) = start_chat(&gw.ws_url(), "!demo tokens=3000 rate=30\nstop me", 3).await;
+    // The only ai-service dies; the gateway makes the cancel transition in the store itself.
+    ai.proc.kill();
+    c.cancel(t.message_id).await;
+    let mut ack = None;
+    while ack.is_none() || t.done.is_none() {
+        match c.frame().await {
+            ServerFrame::CancelAck { status, .. } => ack = Some(status),
+            ServerFrame::Error { code, message, .. } => panic!("error frame {code}: {message}"),
+            f => {
+                absorb(&mut t, &f);
+            }
+        }
+    }
+    assert_eq!(ack, Some(shared_proto::CancelStatus::Cancelling));
+    t.assert_well_formed();
+    assert_eq!(t.status(), Some(FinalStatus::Cancelled));
+    let key = format!("s:{{{}}}:m:{}", c.session_id, t.message_id);
+    assert_eq!(redis.cli(&["hget", &key, "state"]), "cancelled");
+    assert_eq!(
+        redis.cli(&["hget", &key, "seq"]),
+        t.seqs.len().to_string(),
+        "no chunk after the cancel"
+    );
+}
