@@ -33,6 +33,9 @@ impl AiError {
     }
 }
 
+/// Retries of a `chat`'s POST after a connect failure or a draining replica (100 ms, 300 ms).
+const START_RETRIES: u32 = 2;
+
 /// HTTP client of one ai-service base URL (usually a Service in front of the replicas).
 #[derive(Clone)]
 pub struct AiClient {
@@ -104,7 +107,31 @@ impl AiClient {
             message_id,
             content: content.to_string(),
         };
-        let resp = self.post(url).json(&body).send().await?;
+        // The POST is idempotent on message_id, so a replica that is draining (503
+        // shutting_down) or a connection that could not be made is retried: behind a Service
+        // or balancer the retry usually reaches another replica during a rolling restart.
+        let mut attempt = 0;
+        loop {
+            let result = self.start_once(&url, &body).await;
+            let retryable = match &result {
+                Err(AiError::Unreachable(e)) => e.is_connect(),
+                Err(e @ AiError::Status { .. }) => e.code() == ErrorCode::ShuttingDown,
+                Ok(_) => false,
+            };
+            if !retryable || attempt >= START_RETRIES {
+                return result;
+            }
+            attempt += 1;
+            tokio::time::sleep(Duration::from_millis(100 * 3u64.pow(attempt - 1))).await;
+        }
+    }
+
+    async fn start_once(
+        &self,
+        url: &str,
+        body: &StartMessageRequest,
+    ) -> Result<MessageState, AiError> {
+        let resp = self.post(url.to_string()).json(body).send().await?;
         let status = resp.status();
         if status.is_success() {
             let parsed: StartMessageResponse = resp.json().await?;
