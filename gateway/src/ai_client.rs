@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use shared_proto::api::{CancelResponse, StartMessageRequest, StartMessageResponse};
+use shared_proto::api::{ApiError, CancelResponse, StartMessageRequest, StartMessageResponse};
 use shared_proto::{CancelStatus, ErrorCode, MessageState};
 use uuid::Uuid;
 
@@ -12,22 +12,38 @@ pub enum AiError {
     #[error("ai-service unreachable: {0}")]
     Unreachable(#[from] reqwest::Error),
     #[error("ai-service answered {status}: {body}")]
-    Status { status: u16, body: String },
+    Status {
+        status: u16,
+        /// The stable code of its `{"error": {code, message}}` body, when it sent one.
+        code: Option<ErrorCode>,
+        body: String,
+    },
 }
 
 impl AiError {
-    /// The code the client sees.
+    /// An error answer, keeping the code of its API error body.
+    async fn from_response(resp: reqwest::Response) -> Self {
+        let status = resp.status().as_u16();
+        let body = resp.text().await.unwrap_or_default();
+        let code = serde_json::from_str::<ApiError>(&body)
+            .ok()
+            .map(|e| e.error.code);
+        AiError::Status { status, code, body }
+    }
+
+    /// The code the client sees: the ai-service's own where it means something to the client,
+    /// `ai_service_unavailable` otherwise.
     pub fn code(&self) -> ErrorCode {
         match self {
-            AiError::Status { status: 503, body } if body.contains("shutting_down") => {
-                ErrorCode::ShuttingDown
-            }
-            AiError::Status { status: 503, body } if body.contains("store_unavailable") => {
-                ErrorCode::StoreUnavailable
-            }
-            AiError::Status { status: 400, body } if body.contains("empty_content") => {
-                ErrorCode::EmptyContent
-            }
+            AiError::Status {
+                code:
+                    Some(
+                        code @ (ErrorCode::ShuttingDown
+                        | ErrorCode::StoreUnavailable
+                        | ErrorCode::EmptyContent),
+                    ),
+                ..
+            } => *code,
             _ => ErrorCode::AiServiceUnavailable,
         }
     }
@@ -137,10 +153,7 @@ impl AiClient {
             let parsed: StartMessageResponse = resp.json().await?;
             return Ok(parsed.status);
         }
-        Err(AiError::Status {
-            status: status.as_u16(),
-            body: resp.text().await.unwrap_or_default(),
-        })
+        Err(AiError::from_response(resp).await)
     }
 
     /// Cancels a message; `not_found` is an answer, not an error.
@@ -164,12 +177,10 @@ impl AiClient {
             }
             return Err(AiError::Status {
                 status: status.as_u16(),
+                code: None,
                 body: "unreadable body".into(),
             });
         }
-        Err(AiError::Status {
-            status: status.as_u16(),
-            body: resp.text().await.unwrap_or_default(),
-        })
+        Err(AiError::from_response(resp).await)
     }
 }

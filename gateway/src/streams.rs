@@ -142,12 +142,12 @@ impl Streams {
             return; // Already delivered.
         }
         if index == c.next_index && !c.held && !c.backfilling {
-            let terminal = chunk.is_terminal();
+            let (terminal, message_id) = (chunk.is_terminal(), chunk.message_id);
             c.next_index += 1;
             c.last_progress = Instant::now();
-            self.sink.send(&chunk.to_frame());
+            self.sink.send(&chunk.into_frame());
             if terminal {
-                map.remove(&chunk.message_id);
+                map.remove(&message_id);
             }
             return;
         }
@@ -239,8 +239,9 @@ impl Streams {
                             }
                             c.next_index += 1;
                             c.last_progress = Instant::now();
-                            self.sink.send(&entry.to_frame());
-                            if entry.is_terminal() {
+                            let terminal = entry.is_terminal();
+                            self.sink.send(&entry.into_frame());
+                            if terminal {
                                 map.remove(&message_id);
                                 return;
                             }

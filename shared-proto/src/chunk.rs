@@ -98,20 +98,21 @@ impl StreamChunk {
         serde_json::to_string(self).unwrap_or_default()
     }
 
-    /// The frame a browser receives for this entry.
-    pub fn to_frame(&self) -> ServerFrame {
+    /// The frame a browser receives for this entry. Consumes the entry: this runs once per
+    /// delivered chunk, and the text moves into the frame instead of being copied.
+    pub fn into_frame(self) -> ServerFrame {
         match self.kind {
             ChunkKind::Delta => ServerFrame::Chunk {
                 message_id: self.message_id,
                 seq: self.seq,
-                delta: self.text.clone(),
+                delta: self.text,
                 ts: Some(self.ts),
             },
             ChunkKind::Done => ServerFrame::Done {
                 message_id: self.message_id,
                 seq: self.seq,
                 status: self.status.unwrap_or(FinalStatus::Failed),
-                error: self.error.clone(),
+                error: self.error,
                 usage: self.usage,
             },
         }

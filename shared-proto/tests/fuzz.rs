@@ -196,7 +196,7 @@ fn check_bodies(bytes: &[u8]) -> Result<(), TestCaseError> {
     if let Ok(chunk) = serde_json::from_slice::<StreamChunk>(bytes) {
         // What the gateway does with a chunk from Redis must not panic either.
         let _ = chunk.log_index();
-        let _ = chunk.to_frame().to_json();
+        let _ = chunk.into_frame().to_json();
     }
     if let Ok(text) = std::str::from_utf8(bytes) {
         check_frame(text)?;

@@ -65,6 +65,29 @@ pub struct Outcome {
     pub usage: Option<Usage>,
 }
 
+impl Outcome {
+    /// The end a cancel writes.
+    pub fn cancelled() -> Self {
+        Outcome {
+            status: FinalStatus::Cancelled,
+            error: None,
+            usage: None,
+        }
+    }
+
+    /// The end a takeover writes when the owner's lease expired ([`Store::reap`]).
+    pub fn worker_lost() -> Self {
+        Outcome {
+            status: FinalStatus::Failed,
+            error: Some(ErrorBody::new(
+                shared_proto::ErrorCode::WorkerLost,
+                "the ai-service replica running this answer stopped responding",
+            )),
+            usage: None,
+        }
+    }
+}
+
 /// Result of a terminal transition ([`Store::finish`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Finished {

@@ -35,6 +35,14 @@ pub struct Transcript {
 }
 
 impl Transcript {
+    /// An empty transcript of one message.
+    pub fn new(message_id: Uuid) -> Self {
+        Transcript {
+            message_id,
+            ..Default::default()
+        }
+    }
+
     /// Asserts seq 1..n without gap or repeat and exactly one `done` whose seq is n.
     pub fn assert_well_formed(&self) {
         let expected: Vec<u64> = (1..=self.seqs.len() as u64).collect();
@@ -214,12 +222,18 @@ impl WsClient {
         }
     }
 
+    /// Reads frames into `t` until it holds at least `n` chunks (frames of other messages are
+    /// skipped).
+    pub async fn read_chunks(&mut self, t: &mut Transcript, n: usize) {
+        while t.seqs.len() < n {
+            let f = self.frame().await;
+            absorb(t, &f);
+        }
+    }
+
     /// Reads until `message_id`'s `done`; other frames are returned in `others`.
     pub async fn collect(&mut self, message_id: Uuid) -> (Transcript, Vec<ServerFrame>) {
-        let mut t = Transcript {
-            message_id,
-            ..Default::default()
-        };
+        let mut t = Transcript::new(message_id);
         let mut others = Vec::new();
         loop {
             let f = self.frame().await;

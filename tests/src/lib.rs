@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod backend;
 pub mod client;
+pub mod metrics;
 pub mod process;
 pub mod stack;
 pub mod upstream;

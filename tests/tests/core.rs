@@ -12,6 +12,7 @@
 use std::time::Duration;
 
 use e2e_tests::client::{absorb, Incoming, Transcript};
+use e2e_tests::metrics::{metric, wait_metric};
 use e2e_tests::{AiApi, AiService, Backend, Gateway, WsClient, PATIENCE};
 use futures_util::future::join_all;
 use shared_proto::{CancelStatus, ErrorCode, FinalStatus, MessageState, ServerFrame};
@@ -69,10 +70,7 @@ async fn a_thousand_heartbeats_while_streaming_never_interleave(backend: Backend
         c.feed_text(r#"{"type":"heartbeat"}"#.to_string()).await;
     }
     c.flush().await;
-    let mut t = Transcript {
-        message_id: id,
-        ..Default::default()
-    };
+    let mut t = Transcript::new(id);
     let mut acks = 0;
     while acks < 1000 || t.done.is_none() {
         match c.recv().await {
@@ -93,15 +91,9 @@ async fn cancel_storm_yields_acks_and_exactly_one_cancelled_done(backend: Backen
     let stack = backend.start().await;
     let mut c = WsClient::connect(&stack.gateway.ws_url()).await;
     let id = c.chat("!demo tokens=5000 rate=50\nlong").await;
-    let mut t = Transcript {
-        message_id: id,
-        ..Default::default()
-    };
+    let mut t = Transcript::new(id);
     // Wait until it streams.
-    while t.seqs.is_empty() {
-        let f = c.frame().await;
-        absorb(&mut t, &f);
-    }
+    c.read_chunks(&mut t, 1).await;
     for _ in 0..20 {
         c.feed_text(serde_json::json!({"type":"cancel","message_id":id}).to_string())
             .await;
@@ -214,10 +206,7 @@ async fn a_cancel_before_the_first_token_wins(backend: Backend) {
         other => panic!("expected ack, got {other:?}"),
     }
     c.cancel(id).await;
-    let mut t = Transcript {
-        message_id: id,
-        ..Default::default()
-    };
+    let mut t = Transcript::new(id);
     let mut ack = None;
     while ack.is_none() || t.done.is_none() {
         match c.frame().await {
@@ -240,43 +229,9 @@ async fn a_cancel_before_the_first_token_wins(backend: Backend) {
     wait_no_generations(&stack.ai).await;
 }
 
-/// The gateway's `gateway_slow_consumer_closes_total`.
-async fn slow_consumer_closes(gateway_url: &str) -> f64 {
-    let body = match reqwest::get(format!("{gateway_url}/metrics")).await {
-        Ok(r) => r.text().await.unwrap_or_default(),
-        Err(_) => return 0.0,
-    };
-    body.lines()
-        .find(|l| l.starts_with("gateway_slow_consumer_closes_total"))
-        .and_then(|l| l.split_whitespace().last())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
 /// Waits until the ai-service reports no running generation.
 async fn wait_no_generations(ai: &AiApi) {
-    let start = std::time::Instant::now();
-    loop {
-        let body = reqwest::get(format!("{}/metrics", ai.url()))
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .unwrap_or_default();
-        let running = body
-            .lines()
-            .find(|l| l.starts_with("ai_generations_running"))
-            .and_then(|l| l.split_whitespace().last())
-            .and_then(|v| v.parse::<f64>().ok());
-        if running == Some(0.0) {
-            return;
-        }
-        assert!(
-            start.elapsed() < PATIENCE,
-            "generation still running: {running:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_metric(&ai.url(), "ai_generations_running", 0.0).await;
 }
 
 async fn a_cancel_sent_to_another_replica_stops_the_generation(backend: Backend) {
@@ -286,14 +241,8 @@ async fn a_cancel_sent_to_another_replica_stops_the_generation(backend: Backend)
     let gw = Gateway::start(&redis.url(), &owner.url(), &[]).await;
     let mut c = WsClient::connect(&gw.ws_url()).await;
     let id = c.chat("!demo tokens=100000 rate=50\nendless").await;
-    let mut t = Transcript {
-        message_id: id,
-        ..Default::default()
-    };
-    while t.seqs.len() < 3 {
-        let f = c.frame().await;
-        absorb(&mut t, &f);
-    }
+    let mut t = Transcript::new(id);
+    c.read_chunks(&mut t, 3).await;
     // The cancel goes to the replica that does not run the generation.
     let (code, body) = other.cancel(c.session_id, id).await;
     assert_eq!((code, body["status"].as_str()), (200, Some("cancelling")));
@@ -335,7 +284,11 @@ async fn a_slow_consumer_is_closed_and_its_neighbour_streams_normally(backend: B
     // Then stop the flood: were the client not closed, it would now get `done`, which fails.
     let start = std::time::Instant::now();
     loop {
-        if slow_consumer_closes(&stack.gateway.url()).await >= 1.0 {
+        if metric(&stack.gateway.url(), "gateway_slow_consumer_closes_total")
+            .await
+            .unwrap_or(0.0)
+            >= 1.0
+        {
             break;
         }
         if let Some(v) = stack.ai.message(slow.session_id, slow_id).await {
@@ -486,14 +439,8 @@ async fn resume_mid_stream_on_another_gateway_loses_and_repeats_nothing(backend:
     let gw2 = Gateway::start(&redis.url(), &ai.url(), &[]).await;
     let mut c = WsClient::connect(&gw1.ws_url()).await;
     let id = c.chat("!demo tokens=300 rate=150\nresume me").await;
-    let mut t = Transcript {
-        message_id: id,
-        ..Default::default()
-    };
-    while t.seqs.len() < 20 {
-        let f = c.frame().await;
-        absorb(&mut t, &f);
-    }
+    let mut t = Transcript::new(id);
+    c.read_chunks(&mut t, 20).await;
     let (session, token) = (c.session_id, c.resume_token.clone());
     c.drop_connection();
     let mut c2 = WsClient::resume_session(&gw2.ws_url(), session, &token).await;

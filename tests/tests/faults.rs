@@ -46,14 +46,8 @@ async fn follow_to_the_end(
 async fn start_chat(url: &str, prompt: &str, min_chunks: usize) -> (WsClient, Transcript) {
     let mut c = WsClient::connect(url).await;
     let id = c.chat(prompt).await;
-    let mut t = Transcript {
-        message_id: id,
-        ..Default::default()
-    };
-    while t.seqs.len() < min_chunks {
-        let f = c.frame().await;
-        absorb(&mut t, &f);
-    }
+    let mut t = Transcript::new(id);
+    c.read_chunks(&mut t, min_chunks).await;
     (c, t)
 }
 

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use e2e_tests::auth::test_jwt;
 use e2e_tests::client::Transcript;
+use e2e_tests::metrics::wait_metric;
 use e2e_tests::{Stack, WsClient, PATIENCE};
 use futures_util::{SinkExt, StreamExt};
 use shared_proto::{CancelStatus, ErrorCode, FinalStatus, ServerFrame};
@@ -135,34 +136,6 @@ impl Raw {
                 return payload.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]]));
             }
         }
-    }
-}
-
-async fn metric(base: &str, name: &str) -> Option<f64> {
-    let body = reqwest::get(format!("{base}/metrics"))
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    body.lines()
-        .find(|l| l.split([' ', '{']).next() == Some(name))
-        .and_then(|l| l.split_whitespace().last())
-        .and_then(|v| v.parse().ok())
-}
-
-async fn wait_metric(base: &str, name: &str, want: f64) {
-    let start = Instant::now();
-    loop {
-        let v = metric(base, name).await;
-        if v == Some(want) {
-            return;
-        }
-        assert!(
-            start.elapsed() < PATIENCE,
-            "{name} stays {v:?}, expected {want}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

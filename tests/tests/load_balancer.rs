@@ -8,6 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use e2e_tests::client::{absorb, Incoming, Transcript};
+use e2e_tests::metrics::metric;
 use e2e_tests::process::Proc;
 use e2e_tests::{free_port, AiService, Gateway, RedisServer, WsClient, PATIENCE};
 use shared_proto::FinalStatus;
@@ -82,17 +83,12 @@ mod tempdir {
 }
 
 async fn open_connections(gateway_port: u16) -> f64 {
-    let body = reqwest::get(format!("http://127.0.0.1:{gateway_port}/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .unwrap_or_default();
-    body.lines()
-        .find(|l| l.starts_with("gateway_connections "))
-        .and_then(|l| l.split_whitespace().last())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
+    metric(
+        &format!("http://127.0.0.1:{gateway_port}"),
+        "gateway_connections",
+    )
+    .await
+    .unwrap_or(0.0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -116,14 +112,8 @@ async fn a_client_resumes_through_nginx_when_its_gateway_gets_sigterm() {
     let id = c
         .chat("!demo tokens=150 rate=40\nthrough the balancer")
         .await;
-    let mut t = Transcript {
-        message_id: id,
-        ..Default::default()
-    };
-    while t.seqs.len() < 5 {
-        let f = c.frame().await;
-        absorb(&mut t, &f);
-    }
+    let mut t = Transcript::new(id);
+    c.read_chunks(&mut t, 5).await;
     // Which gateway holds the socket?
     let start = Instant::now();
     let holder = loop {

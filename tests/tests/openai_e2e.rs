@@ -66,10 +66,7 @@ async fn read_answer_timed(
     cancel_sent: bool,
 ) -> (Answer, Option<Instant>) {
     let mut answer = Answer {
-        t: Transcript {
-            message_id: id,
-            ..Default::default()
-        },
+        t: Transcript::new(id),
         usage: None,
         error: None,
         cancel_acks: Vec::new(),

@@ -176,14 +176,8 @@ async fn a_session_belongs_to_its_sub() {
     let alice_url = with_token(&gw1.ws_url(), &test_jwt("alice"));
     let mut alice = WsClient::connect(&alice_url).await;
     let id = alice.chat("!demo tokens=200 rate=50\nalice's answer").await;
-    let mut t = Transcript {
-        message_id: id,
-        ..Default::default()
-    };
-    while t.seqs.len() < 3 {
-        let f = alice.frame().await;
-        absorb(&mut t, &f);
-    }
+    let mut t = Transcript::new(id);
+    alice.read_chunks(&mut t, 3).await;
     let (sid, token) = (alice.session_id, alice.resume_token.clone());
 
     // Bob, with alice's session id and resume token: refused exactly like an unknown session.
@@ -478,10 +472,7 @@ async fn frames_are_rate_limited_but_heartbeats_and_stop_are_not() {
     assert_eq!(invalid + limited, 30);
     // Stop still works: cancels have a bucket of their own.
     c.cancel(id).await;
-    let mut t = Transcript {
-        message_id: id,
-        ..Default::default()
-    };
+    let mut t = Transcript::new(id);
     let mut ack = None;
     while ack.is_none() || t.done.is_none() {
         match c.frame().await {

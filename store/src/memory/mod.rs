@@ -24,8 +24,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use shared_proto::{
-    ActiveMessage, CancelStatus, ErrorBody, ErrorCode, FinalStatus, MessageState, Role, StoredTurn,
-    StreamChunk, Turn,
+    ActiveMessage, CancelStatus, MessageState, Role, StoredTurn, StreamChunk, Turn,
 };
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -511,11 +510,7 @@ impl Store for MemoryStore {
     }
 
     async fn cancel(&self, msg: &MessageRef) -> Result<Cancelled, StoreError> {
-        let outcome = Outcome {
-            status: FinalStatus::Cancelled,
-            error: None,
-            usage: None,
-        };
+        let outcome = Outcome::cancelled();
         let status = match self.inner.transition(msg, &outcome, false) {
             Transition::Done { owner, .. } => {
                 return Ok(Cancelled {
@@ -580,14 +575,7 @@ impl Store for MemoryStore {
     }
 
     async fn reap(&self, msg: &MessageRef) -> Result<Finished, StoreError> {
-        let outcome = Outcome {
-            status: FinalStatus::Failed,
-            error: Some(ErrorBody::new(
-                ErrorCode::WorkerLost,
-                "the ai-service replica running this answer stopped responding",
-            )),
-            usage: None,
-        };
+        let outcome = Outcome::worker_lost();
         Ok(match self.inner.transition(msg, &outcome, true) {
             Transition::Done { seq, .. } => Finished::Done { seq },
             Transition::AlreadyTerminal { state, .. } => Finished::AlreadyTerminal(state),

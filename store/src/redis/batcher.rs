@@ -94,26 +94,28 @@ async fn run(client: Client, script: Lua, ttl_ms: u64, mut rx: mpsc::UnboundedRe
 async fn run_group(client: &Client, script: &Lua, ttl_ms: u64, group: Vec<Pending>) {
     let mut keys = Vec::with_capacity(group.len() * 2);
     let mut args = Vec::with_capacity(group.len() * 3 + 1);
+    let mut replies = Vec::with_capacity(group.len());
     args.push(ttl_ms.to_string());
-    for p in &group {
+    for p in group {
         keys.push(keys::message(&p.msg));
         keys.push(keys::log(&p.msg));
         args.push(p.seq.to_string());
-        args.push(p.json.clone());
+        // The chunk's JSON moves into the command: no per-chunk copy.
+        args.push(p.json);
         args.push(keys::session_channel(p.msg.session_id));
+        replies.push(p.reply);
     }
     let result: Result<Vec<Value>, StoreError> = script.run(client, keys, args).await;
     match result {
         Ok(reply) => {
-            for (i, p) in group.into_iter().enumerate() {
-                let outcome = decode(reply.get(2 * i), reply.get(2 * i + 1));
-                let _ = p.reply.send(outcome);
+            for (i, tx) in replies.into_iter().enumerate() {
+                let _ = tx.send(decode(reply.get(2 * i), reply.get(2 * i + 1)));
             }
         }
         Err(e) => {
             let message = e.to_string();
-            for p in group {
-                let _ = p.reply.send(Err(StoreError::Protocol(message.clone())));
+            for tx in replies {
+                let _ = tx.send(Err(StoreError::Protocol(message.clone())));
             }
         }
     }

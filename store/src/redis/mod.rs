@@ -14,10 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use fred::prelude::*;
-use shared_proto::{
-    ActiveMessage, CancelStatus, ErrorBody, ErrorCode, FinalStatus, MessageState, StoredTurn,
-    StreamChunk, Turn,
-};
+use shared_proto::{ActiveMessage, CancelStatus, MessageState, StoredTurn, StreamChunk, Turn};
 use uuid::Uuid;
 
 use crate::keys;
@@ -289,14 +286,7 @@ impl Store for RedisStore {
     }
 
     async fn reap(&self, msg: &MessageRef) -> Result<Finished, StoreError> {
-        let outcome = Outcome {
-            status: FinalStatus::Failed,
-            error: Some(ErrorBody::new(
-                ErrorCode::WorkerLost,
-                "the ai-service replica running this answer stopped responding",
-            )),
-            usage: None,
-        };
+        let outcome = Outcome::worker_lost();
         let (code, state, seq, _owner) = self.transition(msg, &outcome, true).await?;
         Ok(match code {
             1 => Finished::Done { seq },
@@ -316,11 +306,7 @@ impl Store for RedisStore {
     }
 
     async fn cancel(&self, msg: &MessageRef) -> Result<Cancelled, StoreError> {
-        let outcome = Outcome {
-            status: FinalStatus::Cancelled,
-            error: None,
-            usage: None,
-        };
+        let outcome = Outcome::cancelled();
         let (code, state, grace, owner) = self.transition(msg, &outcome, false).await?;
         let status = match code {
             1 => {

@@ -49,14 +49,8 @@ async fn main() {
     for run in 0..runs {
         fake.push(StreamReply::new(&tokens).pace(Duration::from_millis(20)));
         let id = c.chat("a long answer please").await;
-        let mut t = Transcript {
-            message_id: id,
-            ..Default::default()
-        };
-        while t.seqs.len() < 3 {
-            let f = c.frame().await;
-            absorb(&mut t, &f);
-        }
+        let mut t = Transcript::new(id);
+        c.read_chunks(&mut t, 3).await;
         let sent = Instant::now();
         c.cancel(id).await;
         let gone = tokio::time::timeout(Duration::from_secs(10), fake.disconnected(run))

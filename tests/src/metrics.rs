@@ -1,0 +1,37 @@
+//! Reading a binary's `/metrics` (Prometheus text) from tests.
+
+use std::time::{Duration, Instant};
+
+use crate::PATIENCE;
+
+/// The value of the first series named `name` (unlabelled, or its first label set) at
+/// `base/metrics`; `None` if the endpoint or the series is missing.
+pub async fn metric(base: &str, name: &str) -> Option<f64> {
+    let body = reqwest::get(format!("{base}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    body.lines()
+        .find(|l| l.split([' ', '{']).next() == Some(name))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Polls `name` at `base/metrics` until it equals `want` (there is no push channel for
+/// metrics; the poll is the event).
+pub async fn wait_metric(base: &str, name: &str, want: f64) {
+    let start = Instant::now();
+    loop {
+        let v = metric(base, name).await;
+        if v == Some(want) {
+            return;
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "{name} stays {v:?}, expected {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
