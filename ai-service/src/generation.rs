@@ -112,6 +112,10 @@ impl Generation {
         let mut usage: Option<Usage> = None;
         let mut upstream_end: Option<Option<ErrorBody>> = None;
         let mut inflight: Option<BoxFuture<'static, Result<Appended, StoreError>>> = None;
+        // Created once: a fresh `stopped()` per loop turn would re-register with the token on
+        // every token.
+        let stopped = stop.stopped();
+        tokio::pin!(stopped);
 
         loop {
             if inflight.is_none() && !pending.is_empty() {
@@ -144,7 +148,7 @@ impl Generation {
             }
             tokio::select! {
                 biased;
-                reason = stop.stopped() => {
+                reason = &mut stopped => {
                     return match reason {
                         StopReason::Cancelled => End::Stopped(MessageState::Cancelled),
                         StopReason::Shutdown => End::Finish(Outcome {

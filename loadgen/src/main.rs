@@ -99,8 +99,8 @@ struct RunArgs {
     /// S1: seconds the connections are held (CPU is measured over this window).
     #[arg(long, default_value_t = 30.0)]
     s1_hold_secs: f64,
-    /// S2: concurrent chats (`!demo tokens=200 rate=25`).
-    #[arg(long, default_value_t = 500)]
+    /// S2: concurrent chats (`!demo tokens=200 rate=25`); the figure is 1,000.
+    #[arg(long, default_value_t = 1000)]
     s2_chats: usize,
     #[arg(long, default_value_t = 200)]
     s2_tokens: u64,

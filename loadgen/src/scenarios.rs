@@ -237,6 +237,61 @@ struct WaveShared {
     /// First `done` of the wave: the steady window ends.
     first_done_us: AtomicU64,
     steady_tokens: AtomicU64,
+    /// When the first chat was sent (µs since epoch): time zero of the timeline.
+    started_us: AtomicU64,
+    timeline: Timeline,
+}
+
+/// Where in time a wave's slow chunks are: per [`TIMELINE_BUCKET_MS`] of receipt time since the
+/// first chat, the chunks received, how many took over 20 ms and over 50 ms, and the slowest.
+/// A p99 over the whole wave says how many; this says when (start burst, steady, finish).
+const TIMELINE_BUCKET_MS: u64 = 500;
+const TIMELINE_BUCKETS: usize = 240;
+
+struct Timeline {
+    /// [chunks, over 20 ms, over 50 ms, max µs] per bucket; the last bucket takes the rest.
+    buckets: Vec<[AtomicU64; 4]>,
+}
+
+impl Timeline {
+    fn new() -> Self {
+        Timeline {
+            buckets: (0..TIMELINE_BUCKETS).map(|_| Default::default()).collect(),
+        }
+    }
+
+    fn record(&self, since_start_us: u64, latency_us: u64) {
+        let i = ((since_start_us / 1000 / TIMELINE_BUCKET_MS) as usize).min(TIMELINE_BUCKETS - 1);
+        let b = &self.buckets[i];
+        b[0].fetch_add(1, Ordering::Relaxed);
+        if latency_us > 20_000 {
+            b[1].fetch_add(1, Ordering::Relaxed);
+        }
+        if latency_us > 50_000 {
+            b[2].fetch_add(1, Ordering::Relaxed);
+        }
+        b[3].fetch_max(latency_us, Ordering::Relaxed);
+    }
+
+    /// Non-empty buckets as `{"t_s", "chunks", "over_20ms", "over_50ms", "max_ms"}`.
+    fn to_json(&self) -> Value {
+        let rows: Vec<Value> = self
+            .buckets
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b[0].load(Ordering::Relaxed) > 0)
+            .map(|(i, b)| {
+                json!({
+                    "t_s": (i as u64 * TIMELINE_BUCKET_MS) as f64 / 1000.0,
+                    "chunks": b[0].load(Ordering::Relaxed),
+                    "over_20ms": b[1].load(Ordering::Relaxed),
+                    "over_50ms": b[2].load(Ordering::Relaxed),
+                    "max_ms": round3(b[3].load(Ordering::Relaxed) as f64 / 1000.0),
+                })
+            })
+            .collect();
+        Value::Array(rows)
+    }
 }
 
 impl WaveShared {
@@ -252,10 +307,15 @@ impl WaveShared {
     }
 }
 
+/// One client's results. Latencies are kept as plain samples (µs) and merged into histograms
+/// only after every client has finished: a full-range histogram per client is 360 KB, and
+/// merging a thousand of them while other clients still stream stalled the loadgen itself
+/// (it showed up as a latency tail at the end of every wave).
 #[derive(Default)]
 struct ClientOut {
-    all: Option<Histogram<u64>>,
-    steady: Option<Histogram<u64>>,
+    all: Vec<u64>,
+    /// Whether each sample of `all` was in the steady window.
+    steady: Vec<bool>,
     chunks: u64,
     tokens: u64,
     status: Option<FinalStatus>,
@@ -272,8 +332,8 @@ async fn wave_client(
     barrier: Arc<tokio::sync::Barrier>,
 ) -> ClientOut {
     let mut out = ClientOut {
-        all: Some(new_hist()),
-        steady: Some(new_hist()),
+        all: Vec::with_capacity(spec.tokens.min(100_000) as usize),
+        steady: Vec::with_capacity(spec.tokens.min(100_000) as usize),
         ..Default::default()
     };
     let mut settled = false;
@@ -283,6 +343,10 @@ async fn wave_client(
         let mut conn = conn?;
         let delay = spec.ramp.mul_f64(i as f64 / spec.chats.max(1) as f64);
         tokio::time::sleep(delay).await;
+        let _ =
+            shared
+                .started_us
+                .compare_exchange(0, now_us(), Ordering::AcqRel, Ordering::Relaxed);
         let mid = Uuid::new_v4();
         conn.chat(mid, &demo_prompt(spec.tokens, spec.rate)).await?;
         let mut last_seq = 0u64;
@@ -301,9 +365,12 @@ async fn wave_client(
                     let now = now_us();
                     let lat = now.saturating_sub(ts.unwrap_or(0) * 1000).max(1);
                     let n = tokens_in(&delta);
-                    out.all.as_mut().unwrap().saturating_record(lat);
-                    if shared.in_steady(now) {
-                        out.steady.as_mut().unwrap().saturating_record(lat);
+                    out.all.push(lat);
+                    let t0 = shared.started_us.load(Ordering::Acquire);
+                    shared.timeline.record(now.saturating_sub(t0), lat);
+                    let steady = shared.in_steady(now);
+                    out.steady.push(steady);
+                    if steady {
                         shared.steady_tokens.fetch_add(n, Ordering::Relaxed);
                     }
                     if seq != last_seq + 1 {
@@ -353,6 +420,8 @@ async fn wave(ctx: &Arc<Ctx>, spec: WaveSpec) -> (Value, Option<f64>, Option<f64
         steady_start_us: AtomicU64::new(0),
         first_done_us: AtomicU64::new(0),
         steady_tokens: AtomicU64::new(0),
+        started_us: AtomicU64::new(0),
+        timeline: Timeline::new(),
     });
     // Every client waits here once its connection is open (or failed), so CPU and wall time
     // below cover the streaming only.
@@ -373,19 +442,26 @@ async fn wave(ctx: &Arc<Ctx>, spec: WaveSpec) -> (Value, Option<f64>, Option<f64
     let connect_s = connect_started.elapsed().as_secs_f64();
     let cpu = CpuWindow::start(&ctx.procs);
     let started = Instant::now();
+    // Wait for every client first; merge afterwards (see `ClientOut`).
+    let outs = futures_util::future::join_all(tasks).await;
+    let wall = started.elapsed().as_secs_f64();
     let mut all = new_hist();
     let mut steady = new_hist();
     let (mut chunks, mut tokens, mut errors, mut gaps, mut completed) =
         (0u64, 0u64, 0u64, 0u64, 0u64);
     let mut failures = 0u64;
     let mut first_failure = None;
-    for t in tasks {
-        let Ok(o) = t.await else {
+    for o in outs {
+        let Ok(o) = o else {
             failures += 1;
             continue;
         };
-        all.add(o.all.as_ref().unwrap()).ok();
-        steady.add(o.steady.as_ref().unwrap()).ok();
+        for (lat, in_steady) in o.all.iter().zip(&o.steady) {
+            all.saturating_record(*lat);
+            if *in_steady {
+                steady.saturating_record(*lat);
+            }
+        }
         chunks += o.chunks;
         tokens += o.tokens;
         errors += o.error_frames;
@@ -398,7 +474,6 @@ async fn wave(ctx: &Arc<Ctx>, spec: WaveSpec) -> (Value, Option<f64>, Option<f64
             first_failure.get_or_insert(f);
         }
     }
-    let wall = started.elapsed().as_secs_f64();
     let cpu = cpu.finish();
     let s = shared.steady_start_us.load(Ordering::Acquire);
     let e = shared.first_done_us.load(Ordering::Acquire);
@@ -425,6 +500,8 @@ async fn wave(ctx: &Arc<Ctx>, spec: WaveSpec) -> (Value, Option<f64>, Option<f64
         "offered_tokens_per_s": spec.chats as f64 * spec.rate,
         "overall_tokens_per_s": round1(tokens as f64 / wall.max(1e-6)),
         "cpu_percent": cpu,
+        "timeline_bucket_ms": TIMELINE_BUCKET_MS,
+        "timeline": shared.timeline.to_json(),
     });
     (v, p99_ms(&all), p99_ms(&steady), steady_tps)
 }

@@ -31,12 +31,12 @@ pub fn messages(session_id: Uuid) -> String {
 
 /// The message's state hash.
 pub fn message(m: &MessageRef) -> String {
-    format!("{}:m:{}", tag(m.session_id), m.message_id)
+    format!("s:{{{}}}:m:{}", m.session_id, m.message_id)
 }
 
 /// The message's chunk log.
 pub fn log(m: &MessageRef) -> String {
-    format!("{}:m:{}:log", tag(m.session_id), m.message_id)
+    format!("s:{{{}}}:m:{}:log", m.session_id, m.message_id)
 }
 
 /// The message's grace marker.
@@ -56,7 +56,7 @@ pub fn history(session_id: Uuid) -> String {
 
 /// The session's live channel.
 pub fn session_channel(session_id: Uuid) -> String {
-    format!("{}:ch", tag(session_id))
+    format!("s:{{{session_id}}}:ch")
 }
 
 /// Parses a session channel name back to its session id.
