@@ -12,7 +12,7 @@
 -- {0, current state, grace, ''} when already terminal (grace = 1 while the grace marker lives),
 -- {2, current state, 0, owner} when the owner's lease is still alive (takeover refused),
 -- {-1, '', 0, ''} when the message is unknown or expired.
-local h = redis.call('HMGET', KEYS[1], 'state', 'seq', 'owner', 'content')
+local h = redis.call('HMGET', KEYS[1], 'state', 'owner', 'content')
 local st = h[1]
 if not st then
   return {-1, '', 0, ''}
@@ -21,11 +21,13 @@ if st ~= 'queued' and st ~= 'streaming' then
   return {0, st, redis.call('EXISTS', KEYS[3]), ''}
 end
 if ARGV[10] == '1' and redis.call('EXISTS', KEYS[5]) == 1 then
-  return {2, st, 0, h[3] or ''}
+  return {2, st, 0, h[2] or ''}
 end
-local seq = h[2]
+-- A running message's log holds one entry per seq (see append_many.lua): its length is the
+-- last seq, which the hash records from now on.
+local seq = redis.call('LLEN', KEYS[2])
 local entry = ARGV[2] .. seq .. ARGV[3]
-redis.call('HSET', KEYS[1], 'state', ARGV[1], 'finished_ms', ARGV[7])
+redis.call('HSET', KEYS[1], 'state', ARGV[1], 'finished_ms', ARGV[7], 'seq', seq)
 redis.call('RPUSH', KEYS[2], entry)
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
@@ -40,7 +42,7 @@ if cap > 0 then
       table.insert(parts, c.text)
     end
   end
-  redis.call('RPUSH', KEYS[4], cjson.encode({role = 'user', content = h[4] or ''}))
+  redis.call('RPUSH', KEYS[4], cjson.encode({role = 'user', content = h[3] or ''}))
   local answer = table.concat(parts)
   if answer ~= '' then
     -- An answer that produced no text (failed or cancelled before its first token) is left
@@ -52,4 +54,4 @@ if cap > 0 then
   redis.call('PEXPIRE', KEYS[4], ARGV[9])
 end
 redis.call('SPUBLISH', ARGV[4], entry)
-return {1, ARGV[1], tonumber(seq), h[3] or ''}
+return {1, ARGV[1], seq, h[2] or ''}
