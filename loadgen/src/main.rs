@@ -120,6 +120,9 @@ struct RunArgs {
     s3_rate: f64,
     #[arg(long, default_value_t = 50.0)]
     s3_p99_limit_ms: f64,
+    /// S3: bisection steps between the last passing and the first failing step.
+    #[arg(long, default_value_t = 3)]
+    s3_refine_steps: usize,
     /// S3: requests per redis-benchmark run.
     #[arg(long, default_value_t = 200_000)]
     s3_bench_requests: u64,
@@ -338,7 +341,7 @@ async fn run(a: RunArgs) -> Result<(), String> {
                         rate: a.s3_rate,
                         p99_limit_ms: a.s3_p99_limit_ms,
                         bench_requests: 2000,
-                        refine: false,
+                        refine_steps: 0,
                         ramp: Duration::from_millis(100),
                     }
                 } else {
@@ -350,7 +353,7 @@ async fn run(a: RunArgs) -> Result<(), String> {
                         rate: a.s3_rate,
                         p99_limit_ms: a.s3_p99_limit_ms,
                         bench_requests: a.s3_bench_requests,
-                        refine: true,
+                        refine_steps: a.s3_refine_steps,
                         ramp,
                     }
                 };
