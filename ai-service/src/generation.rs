@@ -17,6 +17,13 @@ use tracing::Instrument;
 use crate::provider::{GenerationRequest, Provider, ProviderEvent};
 use crate::registry::{StopHandle, StopReason};
 
+/// While a write is in flight, tokens accumulate up to about this many bytes; then the loop
+/// stops reading the provider until the write returns. This bounds a generation's memory and
+/// chunk size, and makes a very fast model (or `!demo rate=0`) go at the store's pace instead
+/// of monopolising a runtime thread and the store's batches: a real upstream is then held
+/// back by TCP flow control.
+const MAX_PENDING_BYTES: usize = 8 * 1024;
+
 /// How long a producer keeps retrying a write while the store is unreachable before it gives
 /// the message up as `redis_unavailable`.
 const STORE_OUTAGE_BUDGET: Duration = Duration::from_secs(10);
@@ -187,7 +194,7 @@ impl Generation {
                         Err(e) => tracing::debug!(error = %e, "lease renewal failed"),
                     }
                 }
-                event = stream.next(), if upstream_end.is_none() => {
+                event = stream.next(), if upstream_end.is_none() && pending.len() < MAX_PENDING_BYTES => {
                     match event {
                         Some(Ok(ProviderEvent::Token(t))) => pending.push_str(&t),
                         Some(Ok(ProviderEvent::Usage(u))) => usage = Some(u),

@@ -36,6 +36,12 @@ pub use redis::{RedisFeed, RedisStore, RedisStoreConfig};
 /// How long an owner's lease lasts without renewal; the owner renews it every third of that.
 pub const DEFAULT_LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(4);
 
+/// The most answer text a finished message adds to its session's history (whole log entries
+/// are taken until at least this many bytes). The history only feeds a model's context
+/// window, far smaller than this; without a bound, ending one very long answer would read and
+/// decode its whole log inside one Redis script, stalling every other stream meanwhile.
+pub const HISTORY_ANSWER_MAX_BYTES: usize = 256 * 1024;
+
 /// Result of [`Store::create`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Created {

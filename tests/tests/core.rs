@@ -47,6 +47,39 @@ async fn chat_streams_in_order_and_matches_the_stored_text(backend: Backend) {
     );
 }
 
+/// A model faster than the store (`rate=0`: tokens as fast as the CPU makes them) is held to
+/// the store's pace: its tokens coalesce into chunks of about 8 KiB at most (the generation's
+/// bound on text waiting for a write), and the answer still arrives whole and in order.
+async fn a_model_faster_than_the_store_comes_in_bounded_chunks(backend: Backend) {
+    let stack = backend.start().await;
+    let mut c = WsClient::connect(&stack.gateway.ws_url()).await;
+    let id = c
+        .chat("!demo tokens=30000 rate=0\nas fast as you can")
+        .await;
+    let mut t = Transcript::new(id);
+    let mut largest = 0;
+    while t.done.is_none() {
+        match c.recv().await {
+            Incoming::Frame(ServerFrame::Ack { .. }) => {}
+            Incoming::Frame(f) => {
+                if let ServerFrame::Chunk { delta, .. } = &f {
+                    largest = largest.max(delta.len());
+                }
+                assert!(absorb(&mut t, &f), "unexpected frame {f:?}");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    t.assert_well_formed();
+    assert_eq!(t.status(), Some(FinalStatus::Completed));
+    assert_eq!(t.text.split(' ').count(), 30000, "every token arrived");
+    // 8 KiB of pending text, plus the one token that crossed the bound.
+    assert!(largest <= 8 * 1024 + 32, "a chunk of {largest} bytes");
+    assert!(t.seqs.len() >= 20, "{} chunks for ~200 KB", t.seqs.len());
+    let stored = stack.ai.message(c.session_id, id).await.expect("stored");
+    assert_eq!(stored.text, t.text);
+}
+
 async fn a_gateway_assigned_message_id_comes_back_in_ack(backend: Backend) {
     let stack = backend.start().await;
     let mut c = WsClient::connect(&stack.gateway.ws_url()).await;
@@ -499,6 +532,7 @@ macro_rules! backend_tests {
 backend_tests! {
     every: [
         chat_streams_in_order_and_matches_the_stored_text,
+        a_model_faster_than_the_store_comes_in_bounded_chunks,
         a_gateway_assigned_message_id_comes_back_in_ack,
         a_thousand_heartbeats_while_streaming_never_interleave,
         cancel_storm_yields_acks_and_exactly_one_cancelled_done,

@@ -320,12 +320,14 @@ impl Inner {
         m.lease_until = None;
         let owner = m.owner.clone();
         let turns = (cfg.history_turns > 0).then(|| {
-            let answer: String = m
-                .log
-                .iter()
-                .filter(|c| !c.is_terminal())
-                .map(|c| c.text.as_str())
-                .collect();
+            // Whole entries until at least HISTORY_ANSWER_MAX_BYTES, as finish.lua does.
+            let mut answer = String::new();
+            for c in m.log.iter().filter(|c| !c.is_terminal()) {
+                if answer.len() >= crate::HISTORY_ANSWER_MAX_BYTES {
+                    break;
+                }
+                answer.push_str(&c.text);
+            }
             [
                 StoredTurn {
                     role: Role::User,

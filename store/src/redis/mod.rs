@@ -188,6 +188,7 @@ impl RedisStore {
             self.history_turns.to_string(),
             self.session_ttl_ms.to_string(),
             if only_if_lease_expired { "1" } else { "0" }.to_string(),
+            crate::HISTORY_ANSWER_MAX_BYTES.to_string(),
         ];
         let reply: Vec<Value> = self.scripts.finish.run(&self.client, keys, args).await?;
         let code = int_at(&reply, 0)?;

@@ -7,7 +7,8 @@
 -- KEYS: 1 message hash, 2 log, 3 grace marker, 4 session history, 5 lease
 -- ARGV: 1 new state, 2 entry head, 3 entry tail, 4 session channel, 5 ttl (ms), 6 grace (ms),
 --       7 now (ms), 8 history cap (turn pairs; 0 = none), 9 history ttl (ms),
---       10 only if the lease expired ('1' / '0')
+--       10 only if the lease expired ('1' / '0'),
+--       11 most answer bytes recorded in the history (whole entries until at least this many)
 -- Returns {1, new state, seq, owner} when this call made the transition,
 -- {0, current state, grace, ''} when already terminal (grace = 1 while the grace marker lives),
 -- {2, current state, 0, owner} when the owner's lease is still alive (takeover refused),
@@ -35,12 +36,25 @@ redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[6])
 redis.call('DEL', KEYS[5])
 local cap = tonumber(ARGV[8])
 if cap > 0 then
-  local parts = {}
-  for _, e in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
-    local ok, c = pcall(cjson.decode, e)
-    if ok and c.kind == 'delta' then
-      table.insert(parts, c.text)
+  -- Read the log a page at a time and stop at the byte bound: ending a very long answer must
+  -- not decode megabytes inside this script while every other stream waits.
+  local parts, size, max_bytes, from = {}, 0, tonumber(ARGV[11]), 0
+  while size < max_bytes do
+    local page = redis.call('LRANGE', KEYS[2], from, from + 63)
+    if #page == 0 then
+      break
     end
+    for _, e in ipairs(page) do
+      local ok, c = pcall(cjson.decode, e)
+      if ok and c.kind == 'delta' then
+        table.insert(parts, c.text)
+        size = size + #c.text
+        if size >= max_bytes then
+          break
+        end
+      end
+    end
+    from = from + 64
   end
   redis.call('RPUSH', KEYS[4], cjson.encode({role = 'user', content = h[3] or ''}))
   local answer = table.concat(parts)
