@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts redis + ai-service + gateway on fixed loopback ports and runs `loadgen run` with the
 # given arguments; PERF=1 records a perf profile (cpu-clock, frame pointers) of the three
-# services meanwhile; GWENV="K=V …" adds environment to the gateway (e.g. an LD_PRELOAD).
+# services meanwhile; GWENV="K=V …" adds environment to the gateway (e.g. an LD_PRELOAD), AIENV
+# to the ai-service.
 #   bench/profile/stack.sh NAME --scenario s2            → /tmp/streamline-prof/NAME.json
 #   PERF=1 bench/profile/stack.sh NAME --scenario s2     → also NAME.perf;
 #   python3 bench/profile/incl.py /tmp/streamline-prof/NAME.perf   (inclusive share by component)
@@ -14,7 +15,7 @@ ulimit -n "$(ulimit -Hn)"
 redis-server --port 23999 --save '' --appendonly no --daemonize no --logfile $W/redis.log &
 RP=$!
 sleep 0.5
-AI_ADDR=127.0.0.1:23998 REDIS_URL=redis://127.0.0.1:23999 SHUTDOWN_TIMEOUT=2s $R/ai-service > $W/ai.log 2>&1 &
+env ${AIENV:-X=1} AI_ADDR=127.0.0.1:23998 REDIS_URL=redis://127.0.0.1:23999 SHUTDOWN_TIMEOUT=2s $R/ai-service > $W/ai.log 2>&1 &
 AP=$!
 env ${GWENV:-X=1} GATEWAY_ADDR=127.0.0.1:23997 REDIS_URL=redis://127.0.0.1:23999 AI_SERVICE_URL=http://127.0.0.1:23998 SHUTDOWN_TIMEOUT=2s \
   $R/gateway > $W/gw.log 2>&1 &
