@@ -174,7 +174,8 @@ pub fn render(doc: &Value, source: &str) -> String {
     );
     let _ = writeln!(
         md,
-        "| client | loadgen, tokio-tungstenite, read buffer {} B/connection, {} connections per loopback source address, fd limit {} |",
+        "| client | loadgen, tokio-tungstenite, {} runtime thread(s), read buffer {} B/connection, {} connections per loopback source address, fd limit {} |",
+        doc["loadgen_threads"].as_u64().map_or("2".to_string(), |n| n.to_string()),
         num(&doc["read_buffer_bytes"]),
         num(&doc["conns_per_source_ip"]),
         num(&doc["loadgen_fd_limit"])
