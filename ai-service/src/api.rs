@@ -154,19 +154,10 @@ async fn require_token(
 
 /// Registers every series of the ai-service at zero, so each shows up before its first event.
 fn register_metrics() {
-    for status in [
-        FinalStatus::Completed,
-        FinalStatus::Cancelled,
-        FinalStatus::Failed,
-    ] {
+    for status in FinalStatus::ALL {
         metrics::counter!("ai_generations_total", "status" => status.as_str()).increment(0);
     }
-    for status in [
-        CancelStatus::Cancelling,
-        CancelStatus::AlreadyCancelled,
-        CancelStatus::AlreadyCompleted,
-        CancelStatus::NotFound,
-    ] {
+    for status in CancelStatus::ALL {
         metrics::counter!("ai_cancels_total", "status" => status.as_str()).increment(0);
     }
     for code in [
@@ -183,8 +174,7 @@ fn register_metrics() {
     }
     metrics::counter!("ai_api_unauthorized_total").increment(0);
     metrics::counter!("ai_store_errors_total").increment(0);
-    metrics::counter!("store_redis_errors_total").increment(0);
-    metrics::counter!("store_redis_reconnects_total").increment(0);
+    store::register_metrics();
 }
 
 async fn metrics_route(state: web::Data<ApiState>) -> HttpResponse {

@@ -5,7 +5,7 @@
 # to the ai-service.
 #   bench/profile/stack.sh NAME --scenario s2            → /tmp/streamline-prof/NAME.json
 #   PERF=1 bench/profile/stack.sh NAME --scenario s2     → also NAME.perf;
-#   python3 bench/profile/incl.py /tmp/streamline-prof/NAME.perf   (inclusive share by component)
+#   python3 bench/profile/incl.py /tmp/streamline-prof/NAME.perf   (share by component; inclusive.py: by function)
 set -eu
 cd "$(dirname "$0")/../.."
 name=$1; shift

@@ -15,7 +15,7 @@
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use actix_ws::{CloseReason, Message};
@@ -25,6 +25,24 @@ use shared_proto::{CloseCode, ServerFrame};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+
+/// The series written per frame, resolved once: `metrics::counter!` with a label builds a key
+/// and looks it up in the registry on every call, which is per-frame work on the hot path.
+struct FrameMetrics {
+    /// `gateway_frames_out_total` by [`ServerFrame::kind_index`].
+    frames_out: [metrics::Counter; ServerFrame::KINDS.len()],
+    token_latency: metrics::Histogram,
+}
+
+/// Resolved on first use, which is after `server::start` installed the recorder.
+fn frame_metrics() -> &'static FrameMetrics {
+    static METRICS: OnceLock<FrameMetrics> = OnceLock::new();
+    METRICS.get_or_init(|| FrameMetrics {
+        frames_out: ServerFrame::KINDS
+            .map(|kind| metrics::counter!("gateway_frames_out_total", "type" => kind)),
+        token_latency: metrics::histogram!("gateway_token_latency_seconds"),
+    })
+}
 
 /// Limits of one sink.
 #[derive(Debug, Clone, Copy)]
@@ -102,7 +120,7 @@ impl Sink {
             ServerFrame::Chunk { ts, .. } => *ts,
             _ => None,
         };
-        metrics::counter!("gateway_frames_out_total", "type" => frame.kind()).increment(1);
+        frame_metrics().frames_out[frame.kind_index()].increment(1);
         self.push(Outgoing::Text(frame.to_json(), ts))
     }
 
@@ -250,7 +268,7 @@ async fn write_loop(mut session: actix_ws::Session, shared: Arc<Shared>) {
                 drop(q);
                 if let Some(ts) = produced_at {
                     let ms = shared_proto::now_ms().saturating_sub(ts);
-                    metrics::histogram!("gateway_token_latency_seconds").record(ms as f64 / 1000.0);
+                    frame_metrics().token_latency.record(ms as f64 / 1000.0);
                 }
             }
         }

@@ -17,7 +17,7 @@
 //! | `gateway_readiness_probe_seconds`, `gateway_readiness_probe_failures_total` | | |
 //! | `store_redis_errors_total`, `store_redis_reconnects_total` | counter | (from the store) |
 
-use shared_proto::{CancelStatus, ErrorCode};
+use shared_proto::{CancelStatus, ErrorCode, ServerFrame};
 
 use crate::config::Config;
 
@@ -42,15 +42,7 @@ pub fn register(_config: &Config) {
     for kind in ["chat", "cancel", "resume", "heartbeat", "invalid", "binary"] {
         metrics::counter!("gateway_frames_in_total", "type" => kind).increment(0);
     }
-    for kind in [
-        "welcome",
-        "ack",
-        "chunk",
-        "done",
-        "cancel_ack",
-        "heartbeat_ack",
-        "error",
-    ] {
+    for kind in ServerFrame::KINDS {
         metrics::counter!("gateway_frames_out_total", "type" => kind).increment(0);
     }
     metrics::counter!("gateway_slow_consumer_closes_total").increment(0);
@@ -58,12 +50,7 @@ pub fn register(_config: &Config) {
         metrics::counter!("gateway_rate_limited_total", "bucket" => bucket).increment(0);
     }
     metrics::counter!("gateway_too_many_generations_total").increment(0);
-    for status in [
-        CancelStatus::Cancelling,
-        CancelStatus::AlreadyCancelled,
-        CancelStatus::AlreadyCompleted,
-        CancelStatus::NotFound,
-    ] {
+    for status in CancelStatus::ALL {
         metrics::counter!("gateway_cancels_total", "status" => status.as_str()).increment(0);
     }
     for code in [
@@ -75,6 +62,5 @@ pub fn register(_config: &Config) {
         metrics::counter!("gateway_ai_errors_total", "code" => code.as_str()).increment(0);
     }
     metrics::counter!("gateway_readiness_probe_failures_total").increment(0);
-    metrics::counter!("store_redis_errors_total").increment(0);
-    metrics::counter!("store_redis_reconnects_total").increment(0);
+    store::register_metrics();
 }

@@ -89,16 +89,32 @@ impl ServerFrame {
         })
     }
 
+    /// Every frame `type`, in the order of [`ServerFrame::kind_index`].
+    pub const KINDS: [&'static str; 7] = [
+        "welcome",
+        "ack",
+        "chunk",
+        "done",
+        "cancel_ack",
+        "heartbeat_ack",
+        "error",
+    ];
+
     /// The frame's `type`, for logs and metrics.
     pub fn kind(&self) -> &'static str {
+        Self::KINDS[self.kind_index()]
+    }
+
+    /// The position of the frame's `type` in [`ServerFrame::KINDS`] (for per-type tables).
+    pub fn kind_index(&self) -> usize {
         match self {
-            ServerFrame::Welcome { .. } => "welcome",
-            ServerFrame::Ack { .. } => "ack",
-            ServerFrame::Chunk { .. } => "chunk",
-            ServerFrame::Done { .. } => "done",
-            ServerFrame::CancelAck { .. } => "cancel_ack",
-            ServerFrame::HeartbeatAck {} => "heartbeat_ack",
-            ServerFrame::Error { .. } => "error",
+            ServerFrame::Welcome { .. } => 0,
+            ServerFrame::Ack { .. } => 1,
+            ServerFrame::Chunk { .. } => 2,
+            ServerFrame::Done { .. } => 3,
+            ServerFrame::CancelAck { .. } => 4,
+            ServerFrame::HeartbeatAck {} => 5,
+            ServerFrame::Error { .. } => 6,
         }
     }
 }

@@ -74,6 +74,13 @@ pub enum FinalStatus {
 }
 
 impl FinalStatus {
+    /// Every status (metrics register one series per status).
+    pub const ALL: [FinalStatus; 3] = [
+        FinalStatus::Completed,
+        FinalStatus::Cancelled,
+        FinalStatus::Failed,
+    ];
+
     /// The terminal [`MessageState`] with the same name.
     pub fn state(self) -> MessageState {
         match self {
@@ -106,6 +113,14 @@ pub enum CancelStatus {
 }
 
 impl CancelStatus {
+    /// Every status (metrics register one series per status).
+    pub const ALL: [CancelStatus; 4] = [
+        CancelStatus::Cancelling,
+        CancelStatus::AlreadyCancelled,
+        CancelStatus::AlreadyCompleted,
+        CancelStatus::NotFound,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             CancelStatus::Cancelling => "cancelling",
@@ -145,12 +160,7 @@ mod tests {
                 format!("\"{}\"", s.as_str())
             );
         }
-        for s in [
-            CancelStatus::Cancelling,
-            CancelStatus::AlreadyCancelled,
-            CancelStatus::AlreadyCompleted,
-            CancelStatus::NotFound,
-        ] {
+        for s in CancelStatus::ALL {
             assert_eq!(CancelStatus::parse(s.as_str()), Some(s));
             assert_eq!(
                 serde_json::to_string(&s).unwrap(),

@@ -36,6 +36,13 @@ pub use redis::{RedisFeed, RedisStore, RedisStoreConfig};
 /// How long an owner's lease lasts without renewal; the owner renews it every third of that.
 pub const DEFAULT_LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(4);
 
+/// Registers the store's own metric series at zero (idempotent), so each shows up in a
+/// service's `/metrics` before its first event.
+pub fn register_metrics() {
+    metrics::counter!("store_redis_errors_total").increment(0);
+    metrics::counter!("store_redis_reconnects_total").increment(0);
+}
+
 /// The most answer text a finished message adds to its session's history (whole log entries
 /// are taken until at least this many bytes). The history only feeds a model's context
 /// window, far smaller than this; without a bound, ending one very long answer would read and

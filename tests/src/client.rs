@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use shared_proto::{ErrorBody, FinalStatus, ServerFrame};
+use shared_proto::{CancelStatus, ErrorBody, FinalStatus, ServerFrame};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
@@ -245,6 +245,28 @@ impl WsClient {
                 others.push(f);
             }
         }
+    }
+
+    /// After a `cancel`: reads until a `cancel_ack` and the `done` of `t`'s message have both
+    /// arrived, adding the message's frames to `t`. Returns the last ack's status and every
+    /// other frame, for the caller to judge.
+    pub async fn await_cancel(
+        &mut self,
+        t: &mut Transcript,
+    ) -> (Option<CancelStatus>, Vec<ServerFrame>) {
+        let mut ack = None;
+        let mut others = Vec::new();
+        while ack.is_none() || t.done.is_none() {
+            match self.frame().await {
+                ServerFrame::CancelAck { status, .. } => ack = Some(status),
+                f => {
+                    if !absorb(t, &f) {
+                        others.push(f);
+                    }
+                }
+            }
+        }
+        (ack, others)
     }
 
     /// Closes the connection politely.

@@ -240,13 +240,8 @@ async fn a_cancel_before_the_first_token_wins(backend: Backend) {
     }
     c.cancel(id).await;
     let mut t = Transcript::new(id);
-    let mut ack = None;
-    while ack.is_none() || t.done.is_none() {
-        match c.frame().await {
-            ServerFrame::CancelAck { status, .. } => ack = Some(status),
-            f => assert!(absorb(&mut t, &f), "unexpected frame {f:?}"),
-        }
-    }
+    let (ack, others) = c.await_cancel(&mut t).await;
+    assert!(others.is_empty(), "unexpected frames {others:?}");
     assert_eq!(ack, Some(CancelStatus::Cancelling));
     assert!(t.seqs.is_empty(), "no chunk before or after the cancel");
     assert_eq!(

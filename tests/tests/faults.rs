@@ -289,14 +289,10 @@ async fn a_cancel_still_works_while_the_ai_service_is_down() {
     // The only ai-service dies; the gateway makes the cancel transition in the store itself.
     ai.proc.kill();
     c.cancel(t.message_id).await;
-    let mut ack = None;
-    while ack.is_none() || t.done.is_none() {
-        match c.frame().await {
-            ServerFrame::CancelAck { status, .. } => ack = Some(status),
-            ServerFrame::Error { code, message, .. } => panic!("error frame {code}: {message}"),
-            f => {
-                absorb(&mut t, &f);
-            }
+    let (ack, others) = c.await_cancel(&mut t).await;
+    for f in others {
+        if let ServerFrame::Error { code, message, .. } = f {
+            panic!("error frame {code}: {message}");
         }
     }
     assert_eq!(ack, Some(shared_proto::CancelStatus::Cancelling));

@@ -473,15 +473,7 @@ async fn frames_are_rate_limited_but_heartbeats_and_stop_are_not() {
     // Stop still works: cancels have a bucket of their own.
     c.cancel(id).await;
     let mut t = Transcript::new(id);
-    let mut ack = None;
-    while ack.is_none() || t.done.is_none() {
-        match c.frame().await {
-            ServerFrame::CancelAck { status, .. } => ack = Some(status),
-            f => {
-                absorb(&mut t, &f);
-            }
-        }
-    }
+    let (ack, _) = c.await_cancel(&mut t).await;
     assert_eq!(ack, Some(CancelStatus::Cancelling));
     assert_eq!(t.status(), Some(FinalStatus::Cancelled));
 }
