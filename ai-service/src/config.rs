@@ -27,7 +27,9 @@ pub struct Config {
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     pub redis_url: String,
 
-    /// How long a finished message answers a cancel with `already_*` rather than `not_found`.
+    /// How long a finished message answers a cancel with `already_*` rather than `not_found`,
+    /// and how long a cancel that came before its message's create is remembered (it then ends
+    /// that message at its create).
     #[arg(long, env = "CANCEL_GRACE", default_value = "30s", value_parser = parse_duration)]
     pub cancel_grace: Duration,
 

@@ -3,6 +3,7 @@
 //! - [`service`]: the operations (start, cancel, view, drain), independent of HTTP;
 //! - [`generation`]: one generation's loop (provider → coalesced chunks → store);
 //! - [`registry`]: the generations this replica runs and how to stop each;
+//! - [`remembered`]: cancels that overtook their message's create, waiting for it;
 //! - [`provider`]: where tokens come from (demo, OpenAI-compatible);
 //! - [`api`]: the HTTP API; [`auth`]: its bearer token; [`config`]: settings.
 
@@ -12,5 +13,6 @@ pub mod config;
 pub mod generation;
 pub mod provider;
 pub mod registry;
+pub mod remembered;
 pub mod server;
 pub mod service;

@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use shared_proto::api::MessageView;
 use shared_proto::{CancelStatus, MessageState};
-use store::{FeedEvent, FeedHandler, MessageRef, Store, StoreError};
+use store::{Cancelled, Created, FeedEvent, FeedHandler, MessageRef, Store, StoreError};
 use uuid::Uuid;
 
 use crate::generation::Generation;
 use crate::provider::{GenerationRequest, Provider};
 use crate::registry::{Registry, StopReason};
+use crate::remembered::{Remembered, REMEMBERED_CANCEL_WAIT};
 
 /// Result of [`Service::start_message`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +30,8 @@ pub struct Service {
     store: Arc<dyn Store>,
     provider: Arc<dyn Provider>,
     registry: Registry,
+    /// Cancels of this replica that overtook their message's create.
+    remembered: Remembered,
     replica_id: String,
     draining: AtomicBool,
     tasks: tokio_util::task::TaskTracker,
@@ -52,6 +55,7 @@ impl Service {
             store,
             provider,
             registry: Registry::default(),
+            remembered: Remembered::default(),
             replica_id,
             draining: AtomicBool::new(false),
             tasks: tokio_util::task::TaskTracker::new(),
@@ -103,10 +107,19 @@ impl Service {
                 return Err(e);
             }
         };
-        if !created.created {
-            // It exists already (created by another replica, or earlier): start nothing.
-            self.registry.remove(&msg);
-            return Ok(Started::Accepted(created.state));
+        match created {
+            Created::New => {}
+            Created::Exists(state) => {
+                // Created by another replica, or earlier: start nothing.
+                self.registry.remove(&msg);
+                return Ok(Started::Accepted(state));
+            }
+            Created::CancelledFirst { canceller } => {
+                // A cancel came first and won; its replica waits to hear that it did.
+                self.registry.remove(&msg);
+                self.tell_canceller(&canceller, &msg).await;
+                return Ok(Started::Accepted(MessageState::Cancelled));
+            }
         }
         let generation = Generation {
             store: self.store.clone(),
@@ -130,18 +143,55 @@ impl Service {
             },
             &self.runtime,
         );
-        Ok(Started::Accepted(created.state))
+        Ok(Started::Accepted(MessageState::Queued))
     }
 
-    /// Cancels a message, whichever replica runs it.
+    /// Tells the replica whose cancel's tombstone ended `msg` at its create (see [`Remembered`]).
+    async fn tell_canceller(&self, canceller: &str, msg: &MessageRef) {
+        if canceller == self.replica_id {
+            self.remembered.created(msg);
+        } else if !canceller.is_empty() {
+            if let Err(e) = self.store.nudge(canceller, msg).await {
+                // The canceller still learns it from the store when its wait ends.
+                tracing::debug!(%msg, canceller, error = %e, "could not tell the canceller");
+            }
+        }
+    }
+
+    /// Cancels a message, whichever replica runs it, and even before it exists: a cancel that
+    /// overtook its message's create is remembered by the store and wins when the create comes
+    /// (see [`Remembered`]); this call then waits a moment for that create, so that it can
+    /// answer `cancelling` rather than `not_found`.
     pub async fn cancel(&self, msg: MessageRef) -> Result<CancelStatus, StoreError> {
-        let outcome = self.store.cancel(&msg).await?;
-        if outcome.status == CancelStatus::Cancelling {
+        // Watch before the store call: the create's nudge may come right after it.
+        let watch = self.remembered.watch(msg);
+        let first = match self.store.cancel(&msg, &self.replica_id).await? {
+            Cancelled::Remembered { first } => first,
+            other => return Ok(self.after_cancel(&msg, other).await),
+        };
+        watch.created_within(REMEMBERED_CANCEL_WAIT).await;
+        drop(watch);
+        // Whatever the wait saw (the create's nudge, or nothing: a lost nudge, a create that is
+        // later still, an id nobody creates), the store says how it stands now.
+        Ok(match self.store.cancel(&msg, &self.replica_id).await? {
+            // Created by the tombstone this call wrote: this cancel ended it.
+            Cancelled::AlreadyEnded(CancelStatus::AlreadyCancelled) if first => {
+                CancelStatus::Cancelling
+            }
+            Cancelled::Remembered { .. } => CancelStatus::NotFound,
+            other => self.after_cancel(&msg, other).await,
+        })
+    }
+
+    /// The answer to a cancel the store has made; when it ended a running message, the
+    /// generation is stopped here or its owner is nudged.
+    async fn after_cancel(&self, msg: &MessageRef, cancelled: Cancelled) -> CancelStatus {
+        if let Cancelled::Ended { owner } = &cancelled {
             // The terminal entry is written; now make the producer drop its upstream call.
-            if !self.registry.stop(&msg, StopReason::Cancelled) {
-                if let Some(owner) = outcome.owner.as_deref() {
+            if !self.registry.stop(msg, StopReason::Cancelled) {
+                if let Some(owner) = owner.as_deref() {
                     if owner != self.replica_id {
-                        if let Err(e) = self.store.nudge(owner, &msg).await {
+                        if let Err(e) = self.store.nudge(owner, msg).await {
                             // The owner still stops at its next append; only slower.
                             tracing::warn!(%msg, owner, error = %e, "cancel nudge failed");
                         }
@@ -149,7 +199,7 @@ impl Service {
                 }
             }
         }
-        Ok(outcome.status)
+        cancelled.status()
     }
 
     /// The message's state and text so far.
@@ -192,9 +242,12 @@ pub struct NudgeHandler(pub Arc<Service>);
 impl FeedHandler for NudgeHandler {
     fn on_event(&self, event: FeedEvent) {
         if let FeedEvent::Nudge(msg) = event {
+            // A nudge means one of two things, never both: stop a generation running here, or
+            // (to a cancel waiting here) its message was created and the cancel won.
             if self.0.registry.stop(&msg, StopReason::Cancelled) {
                 tracing::info!(%msg, "stopped by a cancel on another replica");
             }
+            self.0.remembered.created(&msg);
         }
     }
 }

@@ -37,6 +37,7 @@ use crate::frame_guard::{FrameGuard, Verdict, VerdictCell};
 use crate::hub::Connection;
 use crate::limits::{ConnGuard, TokenBucket};
 use crate::sink::{Sink, SinkLimits};
+use crate::starts::Starts;
 use crate::state::AppState;
 use crate::streams::{Follow, Streams};
 use store::MessageRef;
@@ -326,6 +327,7 @@ async fn run(state: Arc<AppState>, conn: Conn, mut messages: actix_ws::Aggregate
         sink: sink.clone(),
         streams: streams.clone(),
         inflight: Arc::new(Semaphore::new(MAX_INFLIGHT_REQUESTS)),
+        starts: Starts::default(),
         requests: Mutex::new(TokenBucket::new(rate, burst)),
         cancels: Mutex::new(TokenBucket::new(rate, burst)),
         inherited: Mutex::new(Inherited {
@@ -453,6 +455,8 @@ struct Handler {
     sink: Sink,
     streams: Arc<Streams>,
     inflight: Arc<Semaphore>,
+    /// Chats whose start is in flight: a cancel behind one waits for it.
+    starts: Starts,
     requests: Mutex<TokenBucket>,
     cancels: Mutex<TokenBucket>,
     inherited: Mutex<Inherited>,
@@ -602,6 +606,8 @@ impl Handler {
         let Some(permit) = self.permit().await else {
             return;
         };
+        // Registered before the next frame is read: a cancel right behind waits for it.
+        let start = self.starts.begin(message_id);
         let (ai, sink, streams, session_id) = (
             self.state.ai.clone(),
             self.sink.clone(),
@@ -611,6 +617,7 @@ impl Handler {
         actix_web::rt::spawn(
             async move {
                 let _permit = permit;
+                let _start = start;
                 match ai.start(session_id, message_id, &content).await {
                     Ok(state) => {
                         sink.send(&ServerFrame::Ack { message_id });
@@ -640,9 +647,12 @@ impl Handler {
         };
         let (ai, sink, session_id) = (self.state.ai.clone(), self.sink.clone(), self.session_id);
         let store = self.state.store.clone();
+        // The chat of this message, if its start is still in flight: the cancel goes after it.
+        let chat_started = self.starts.finished(message_id);
         actix_web::rt::spawn(
             async move {
                 let _permit = permit;
+                chat_started.await;
                 let answer = match ai.cancel(session_id, message_id).await {
                     Ok(status) => Ok(status),
                     Err(e) => {
@@ -686,13 +696,12 @@ async fn cancel_in_store(
     store: &dyn store::Store,
     msg: MessageRef,
 ) -> Result<shared_proto::CancelStatus, store::StoreError> {
-    let outcome = store.cancel(&msg).await?;
-    if outcome.status == shared_proto::CancelStatus::Cancelling {
-        if let Some(owner) = outcome.owner.as_deref() {
-            if let Err(e) = store.nudge(owner, &msg).await {
-                tracing::debug!(error = %e, "nudge failed; the owner stops at its next write");
-            }
+    // No canceller replica: nobody here waits for a late create (the ai-service is away).
+    let outcome = store.cancel(&msg, "").await?;
+    if let store::Cancelled::Ended { owner: Some(owner) } = &outcome {
+        if let Err(e) = store.nudge(owner, &msg).await {
+            tracing::debug!(error = %e, "nudge failed; the owner stops at its next write");
         }
     }
-    Ok(outcome.status)
+    Ok(outcome.status())
 }

@@ -3,7 +3,8 @@
 //! - [`sink`]: the one writer per connection (bounded in bytes and time);
 //! - [`streams`]: exactly-once, in-order delivery per followed message (live + log backfill);
 //! - [`hub`]: connections by session, and the router from the Redis feed;
-//! - [`connection`]: handshake, read loop, frame handlers; [`frame_guard`]: frame size limits
+//! - [`connection`]: handshake, read loop, frame handlers; [`starts`]: chats in flight, which a
+//!   cancel behind them waits for; [`frame_guard`]: frame size limits
 //!   from the headers;
 //! - [`ai_client`]: the ai-service HTTP client; [`resume_token`]: HMAC resume tokens;
 //! - [`auth`]: JWTs and the Origin policy; [`limits`]: connection and rate limits;
@@ -21,6 +22,7 @@ pub mod readiness;
 pub mod resume_token;
 pub mod server;
 pub mod sink;
+pub mod starts;
 pub mod state;
 pub mod streams;
 pub mod telemetry;

@@ -12,6 +12,7 @@
 //! | `s:{sid}:m:{mid}:log` | list | the message's [`StreamChunk`](shared_proto::StreamChunk)s as JSON |
 //! | `s:{sid}:m:{mid}:grace` | string | exists for `CANCEL_GRACE` after the message finished |
 //! | `s:{sid}:m:{mid}:lease` | string | the owner replica, while it renews its lease |
+//! | `s:{sid}:m:{mid}:tomb` | string | a cancel that came before the message existed (its canceller replica), for `CANCEL_GRACE` |
 //! | `s:{sid}:hist` | list | the session's finished turns as JSON, capped, expiring |
 //! | `s:{sid}:ch` | shard channel | live copies of every log entry of the session |
 //! | `r:{replica}:nudge` | shard channel | "stop this message now" for one ai-service replica |
@@ -49,6 +50,11 @@ pub fn lease(m: &MessageRef) -> String {
     format!("{}:m:{}:lease", tag(m.session_id), m.message_id)
 }
 
+/// The message's cancel tombstone: a cancel that reached the store before the message's create.
+pub fn tombstone(m: &MessageRef) -> String {
+    format!("{}:m:{}:tomb", tag(m.session_id), m.message_id)
+}
+
 /// The session's conversation history.
 pub fn history(session_id: Uuid) -> String {
     format!("{}:hist", tag(session_id))
@@ -84,6 +90,7 @@ mod tests {
             log(&m),
             grace(&m),
             lease(&m),
+            tombstone(&m),
             history(m.session_id),
             session_channel(m.session_id),
         ] {

@@ -9,6 +9,8 @@
 //! The contract every implementation honours:
 //! - each transition is one atomic compare-and-set; terminal states never change;
 //! - a cancel before the first token wins, and no chunk is appended after a terminal state;
+//! - a cancel even wins over a create that comes after it (within `CANCEL_GRACE`): it leaves a
+//!   tombstone, and the create of that id ends at once as `cancelled`;
 //! - the terminal entry is written to the log (not only published), so a reader that missed
 //!   the live message still finds the end;
 //! - an entry is in the log before it is published, so "subscribe, then read the log, then
@@ -50,11 +52,28 @@ pub fn register_metrics() {
 pub const HISTORY_ANSWER_MAX_BYTES: usize = 256 * 1024;
 
 /// Result of [`Store::create`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Created {
-    /// False when the message already existed (an idempotent retry): start nothing.
-    pub created: bool,
-    pub state: MessageState,
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created {
+    /// The message is new, `queued`, and the caller owns it: start producing.
+    New,
+    /// It existed already (an idempotent retry): start nothing.
+    Exists(MessageState),
+    /// A cancel reached the store before this create (its tombstone was there): the message was
+    /// created directly as `cancelled`, with its terminal entry written. Start nothing.
+    /// `canceller` is the replica that sent that cancel (empty: none to tell), which waits to
+    /// learn that its cancel took effect.
+    CancelledFirst { canceller: String },
+}
+
+impl Created {
+    /// The message's state after the create.
+    pub fn state(&self) -> MessageState {
+        match self {
+            Created::New => MessageState::Queued,
+            Created::Exists(state) => *state,
+            Created::CancelledFirst { .. } => MessageState::Cancelled,
+        }
+    }
 }
 
 /// Result of [`Store::append`].
@@ -127,11 +146,31 @@ pub enum Lease {
 
 /// Result of [`Store::cancel`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cancelled {
-    pub status: shared_proto::CancelStatus,
-    /// The replica that runs the generation, when this call made the transition: it gets a
-    /// nudge so it drops the provider's stream at once.
-    pub owner: Option<String>,
+pub enum Cancelled {
+    /// This call ended the running message (its terminal entry is written). `owner` is the
+    /// replica that runs the generation: it gets a nudge so it drops the provider's stream.
+    Ended { owner: Option<String> },
+    /// It had already ended, within the grace period: `AlreadyCancelled` or `AlreadyCompleted`.
+    AlreadyEnded(shared_proto::CancelStatus),
+    /// It ended longer ago than the grace period (it may still be readable).
+    GraceOver,
+    /// No such message (yet): a tombstone now remembers the cancel for `CANCEL_GRACE`, so a
+    /// create of this id that comes later ends at once as `cancelled`. `first`: this call wrote
+    /// the tombstone (false: an earlier cancel's was already there).
+    Remembered { first: bool },
+}
+
+impl Cancelled {
+    /// The status a client is told now (a remembered cancel is `not_found` until its message
+    /// exists: see the ai-service's cancel, which waits a moment for that).
+    pub fn status(&self) -> shared_proto::CancelStatus {
+        use shared_proto::CancelStatus;
+        match self {
+            Cancelled::Ended { .. } => CancelStatus::Cancelling,
+            Cancelled::AlreadyEnded(status) => *status,
+            Cancelled::GraceOver | Cancelled::Remembered { .. } => CancelStatus::NotFound,
+        }
+    }
 }
 
 /// A consistent read of a message: its state and the log entries from some position.
@@ -165,7 +204,8 @@ impl LogRead {
 /// The store's operations. Every method is one round trip and atomic.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Creates a message in `queued`, owned by `owner`, unless it exists (idempotent).
+    /// Creates a message in `queued`, owned by `owner`, unless it exists (idempotent), or
+    /// directly as `cancelled` when a cancel's tombstone is waiting for it.
     async fn create(
         &self,
         msg: &MessageRef,
@@ -180,10 +220,11 @@ pub trait Store: Send + Sync + 'static {
     /// Moves a non-terminal message to a terminal state and writes its terminal entry.
     async fn finish(&self, msg: &MessageRef, outcome: &Outcome) -> Result<Finished, StoreError>;
 
-    /// Cancels a message: `cancelling` if it was running (the terminal entry is written by
-    /// this very call, so the cancel holds even if the producer is gone), otherwise what it
-    /// already was, within the grace period; `not_found` after it or for unknown ids.
-    async fn cancel(&self, msg: &MessageRef) -> Result<Cancelled, StoreError>;
+    /// Cancels a message: ends it if it was running (the terminal entry is written by this very
+    /// call, so the cancel holds even if the producer is gone), otherwise reports what it
+    /// already was. For an unknown id it leaves a tombstone naming `canceller` (a replica id, or
+    /// empty), so the cancel still wins over a create that comes after it.
+    async fn cancel(&self, msg: &MessageRef, canceller: &str) -> Result<Cancelled, StoreError>;
 
     /// Reads the state and the log from position `from_index`; `None` if the message is
     /// unknown or expired.

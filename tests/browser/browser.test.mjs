@@ -241,6 +241,34 @@ describe('reference web client', () => {
     }
   });
 
+  test('Enter then Esc within the same frame: the cancel wins and nothing streams on', { timeout: 90_000 }, async () => {
+    const { page, close, pageErrors } = await openClient('enter-esc');
+    try {
+      const before = await page.locator('.msg-assistant').count();
+      await page.locator('[data-testid=input]').fill('!demo tokens=6 rate=4\nslow');
+      // Both key presses in one task of the page: the chat and its cancel leave together.
+      await page.evaluate(() => {
+        const input = document.querySelector('[data-testid=input]');
+        const key = (target, k) => target.dispatchEvent(new KeyboardEvent('keydown', { key: k, bubbles: true, cancelable: true }));
+        key(input, 'Enter');
+        key(document, 'Escape');
+      });
+      const answer = page.locator('.msg-assistant').nth(before);
+      await answer.waitFor({ timeout: WAIT_MS });
+      const id = await answer.getAttribute('data-message-id');
+      await waitForStatus(page, id, 'cancelled');
+      await page.waitForFunction(() => Number(document.body.dataset.cancelAcks) >= 1, null, { timeout: WAIT_MS });
+      assert.equal(await page.evaluate(() => document.body.dataset.lastCancelStatus), 'cancelling',
+        'the cancel met its message (never not_found)');
+      const { stored } = await assertMatchesStore(page, id, 'cancelled');
+      assert.ok(stored.last_seq <= 1, `at most one chunk before the cancel (${stored.last_seq})`);
+      assert.equal(await errorCount(page), 0, 'no error shown');
+      assert.deepEqual(pageErrors(), []);
+    } finally {
+      await close();
+    }
+  });
+
   test('the server dropping the socket mid-answer: the page reconnects and the text is complete', { timeout: 90_000 }, async () => {
     const { page, close, pageErrors } = await openClient('reconnect');
     try {

@@ -498,6 +498,131 @@ async fn resume_mid_stream_on_another_gateway_loses_and_repeats_nothing(backend:
     assert!(err.to_string().contains("401"), "{err}");
 }
 
+/// How many back-to-back chat + cancel pairs the ordering tests send.
+const BACK_TO_BACK_RUNS: usize = 200;
+
+/// Reads the frames of one back-to-back run until its `done` (and, when `want_ack`, its
+/// `cancel_ack`): returns the transcript and the ack's status.
+async fn read_run(
+    c: &mut WsClient,
+    id: Uuid,
+    want_ack: bool,
+) -> (Transcript, Option<CancelStatus>) {
+    let mut t = Transcript::new(id);
+    let mut ack = None;
+    while t.done.is_none() || (want_ack && ack.is_none()) {
+        match c.frame().await {
+            ServerFrame::Ack { message_id } => assert_eq!(message_id, id),
+            ServerFrame::CancelAck { message_id, status } => {
+                assert_eq!(message_id, id);
+                assert!(ack.replace(status).is_none(), "two cancel_acks");
+            }
+            f => assert!(absorb(&mut t, &f), "unexpected frame {f:?}"),
+        }
+    }
+    (t, ack)
+}
+
+/// Stop right after Enter: `chat` and `cancel` written back to back in one flush (one TCP
+/// segment, usually), with no await between them, 200 times. Every run ends `cancelled`, the
+/// `cancel_ack` is `cancelling` (never `not_found`, which is what a cancel that overtook its
+/// chat used to get while the answer ran to the end), and at `rate=4` at most one chunk made it
+/// out before the cancel.
+async fn a_cancel_right_behind_its_chat_always_wins(backend: Backend) {
+    let stack = backend
+        .start_with(&[], &[("RATE_LIMIT_PER_SEC", "0")])
+        .await;
+    let mut c = WsClient::connect(&stack.gateway.ws_url()).await;
+    for run in 0..BACK_TO_BACK_RUNS {
+        let id = Uuid::new_v4();
+        c.feed_text(
+            serde_json::json!({"type":"chat","content":"!demo tokens=6 rate=4\nslow","message_id":id})
+                .to_string(),
+        )
+        .await;
+        c.feed_text(serde_json::json!({"type":"cancel","message_id":id}).to_string())
+            .await;
+        c.flush().await;
+        let (t, ack) = read_run(&mut c, id, true).await;
+        assert_eq!(ack, Some(CancelStatus::Cancelling), "run {run}");
+        assert_eq!(t.status(), Some(FinalStatus::Cancelled), "run {run}");
+        assert!(t.seqs.len() <= 1, "run {run}: {} chunks", t.seqs.len());
+        t.assert_well_formed();
+    }
+}
+
+/// The same race through two ai-service replicas: the `chat` goes over the socket (its
+/// gateway posts it to replica A) and, right behind it, the operator's cancel goes over HTTP to
+/// replica B. Whichever reaches the store first, the cancel wins: before the create, its
+/// tombstone ends the message at the create and B, told so, answers `cancelling`.
+async fn a_cancel_over_http_right_behind_its_chat_always_wins(backend: Backend) {
+    let redis = backend.start_redis();
+    let owner = AiService::start(&redis.url(), &[]).await;
+    let other = AiService::start(&redis.url(), &[]).await;
+    let gw = Gateway::start(&redis.url(), &owner.url(), &[("RATE_LIMIT_PER_SEC", "0")]).await;
+    let mut c = WsClient::connect(&gw.ws_url()).await;
+    let other = other.api();
+    for run in 0..BACK_TO_BACK_RUNS {
+        let id = Uuid::new_v4();
+        c.send_json(
+            serde_json::json!({"type":"chat","content":"!demo tokens=6 rate=4\nslow","message_id":id}),
+        )
+        .await;
+        let (api, sid) = (other.clone(), c.session_id);
+        let cancel = tokio::spawn(async move { api.cancel(sid, id).await });
+        let (t, _) = read_run(&mut c, id, false).await;
+        let (code, body) = cancel.await.expect("cancel task");
+        assert_eq!(
+            (code, body["status"].as_str()),
+            (200, Some("cancelling")),
+            "run {run}"
+        );
+        assert_eq!(t.status(), Some(FinalStatus::Cancelled), "run {run}");
+        assert!(t.seqs.len() <= 1, "run {run}: {} chunks", t.seqs.len());
+        t.assert_well_formed();
+    }
+}
+
+/// The tombstone path on its own, in a fixed order: the cancel reaches the store first (its
+/// tombstone key exists), the chat comes after. The message ends `cancelled` at its create,
+/// without a chunk, and the waiting cancel answers `cancelling`.
+async fn a_cancel_that_reached_the_store_first_ends_the_later_chat(backend: Backend) {
+    let redis = backend.start_redis();
+    let owner = AiService::start(&redis.url(), &[]).await;
+    let other = AiService::start(&redis.url(), &[("CANCEL_GRACE", "20s")]).await;
+    let gw = Gateway::start(&redis.url(), &owner.url(), &[]).await;
+    let mut c = WsClient::connect(&gw.ws_url()).await;
+    let id = Uuid::new_v4();
+    let (api, sid) = (other.api(), c.session_id);
+    let cancel = tokio::spawn(async move { api.cancel(sid, id).await });
+    let tomb = format!("s:{{{sid}}}:m:{id}:tomb");
+    let start = std::time::Instant::now();
+    while redis.cli(&["exists", &tomb]) != "1" {
+        assert!(start.elapsed() < PATIENCE, "no tombstone was written");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    c.send_json(
+        serde_json::json!({"type":"chat","content":"!demo tokens=6 rate=4\nslow","message_id":id}),
+    )
+    .await;
+    let (t, _) = read_run(&mut c, id, false).await;
+    assert_eq!(t.status(), Some(FinalStatus::Cancelled));
+    assert!(t.seqs.is_empty(), "no chunk: {:?}", t.seqs);
+    t.assert_well_formed();
+    let (code, body) = cancel.await.expect("cancel task");
+    assert_eq!((code, body["status"].as_str()), (200, Some("cancelling")));
+    assert_eq!(redis.cli(&["exists", &tomb]), "0", "the create consumed it");
+    // A repeat is what it is for any cancelled message.
+    let (code, body) = other.cancel(sid, id).await;
+    assert_eq!(
+        (code, body["status"].as_str()),
+        (200, Some("already_cancelled"))
+    );
+    // An id nobody creates is still not found (after the short wait for a create).
+    let (code, body) = other.cancel(sid, Uuid::new_v4()).await;
+    assert_eq!((code, body["status"].as_str()), (404, Some("not_found")));
+}
+
 /// Instantiates the tests: those of `every` on every backend (`redis::…`, `memory::…`,
 /// `cluster::…`), those of `shared_store` on the backends whose store lives outside the
 /// processes, so that several ai-service or gateway processes can share it (`redis::…`,
@@ -537,11 +662,14 @@ backend_tests! {
         bad_input_gets_a_stable_error_code_and_the_connection_keeps_working,
         a_failing_model_ends_the_message_as_failed,
         a_retried_chat_never_starts_a_second_generation,
+        a_cancel_right_behind_its_chat_always_wins,
     ],
     // Several processes on one store: a cancel sent to another ai-service replica, a resume on
     // another gateway. The embedded mode has one of each by construction.
     shared_store: [
         a_cancel_sent_to_another_replica_stops_the_generation,
         resume_mid_stream_on_another_gateway_loses_and_repeats_nothing,
+        a_cancel_over_http_right_behind_its_chat_always_wins,
+        a_cancel_that_reached_the_store_first_ends_the_later_chat,
     ],
 }

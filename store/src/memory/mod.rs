@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use shared_proto::{
-    ActiveMessage, CancelStatus, MessageState, Role, StoredTurn, StreamChunk, Turn,
+    ActiveMessage, CancelStatus, FinalStatus, MessageState, Role, StoredTurn, StreamChunk, Turn,
 };
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -119,6 +119,9 @@ struct State {
     session_subs: HashMap<Uuid, HashSet<u64>>,
     /// Replica → feeds subscribed to its nudges.
     replica_subs: HashMap<String, HashSet<u64>>,
+    /// Cancels of messages that did not exist yet (`s:{sid}:m:{mid}:tomb`): the canceller and
+    /// when the tombstone expires.
+    tombstones: HashMap<MessageRef, (String, Instant)>,
 }
 
 impl State {
@@ -143,9 +146,19 @@ impl State {
             .collect()
     }
 
+    /// The tombstone of `msg`, taken (consumed) unless it has expired.
+    fn take_tombstone(&mut self, msg: &MessageRef, now: Instant) -> Option<String> {
+        match self.tombstones.remove(msg) {
+            Some((canceller, expires_at)) if expires_at > now => Some(canceller),
+            _ => None,
+        }
+    }
+
     /// Drops everything that has expired.
     fn sweep(&mut self, now: Instant) {
         self.messages.retain(|_, m| m.expires_at > now);
+        self.tombstones
+            .retain(|_, (_, expires_at)| *expires_at > now);
         let messages = &self.messages;
         self.sessions.retain(|sid, s| {
             s.messages
@@ -281,17 +294,24 @@ impl Inner {
 
     /// The terminal transition (`finish.lua`): compare-and-set from queued/streaming, terminal
     /// entry into the log, grace marker, history, lease dropped, entry published.
-    fn transition(
-        &self,
-        msg: &MessageRef,
-        outcome: &Outcome,
-        only_if_lease_expired: bool,
-    ) -> Transition {
+    fn transition(&self, msg: &MessageRef, outcome: &Outcome, mode: Mode<'_>) -> Transition {
         let now = Instant::now();
         let cfg = &self.cfg;
         let mut st = self.lock();
         let Some(m) = st.message(msg, now) else {
-            return Transition::Missing;
+            let Mode::Cancel { canceller } = mode else {
+                return Transition::Missing;
+            };
+            // As finish.lua: the first cancel of an unknown id is remembered (SET NX PX).
+            let first = match st.tombstones.get(msg) {
+                Some((_, expires_at)) if *expires_at > now => false,
+                _ => {
+                    st.tombstones
+                        .insert(*msg, (canceller.to_string(), now + cfg.cancel_grace));
+                    true
+                }
+            };
+            return Transition::Remembered { first };
         };
         if !m.running() {
             return Transition::AlreadyTerminal {
@@ -299,7 +319,7 @@ impl Inner {
                 grace: m.grace_alive(now),
             };
         }
-        if only_if_lease_expired && m.lease_alive(now) {
+        if matches!(mode, Mode::Reap) && m.lease_alive(now) {
             return Transition::OwnerAlive;
         }
         let seq = m.seq;
@@ -343,15 +363,7 @@ impl Inner {
         });
         if let Some(turns) = turns {
             let session = st.sessions.entry(msg.session_id).or_default();
-            if session.history_expires_at.is_some_and(|t| t <= now) {
-                session.history.clear();
-            }
-            session.history.extend(turns);
-            let cap = 2 * cfg.history_turns as usize;
-            while session.history.len() > cap {
-                session.history.pop_front();
-            }
-            session.history_expires_at = Some(now + cfg.session_ttl);
+            record_history(session, turns, cfg, now);
         }
         let recipients = st.session_recipients(msg.session_id);
         self.enqueue(
@@ -365,12 +377,52 @@ impl Inner {
     }
 }
 
+/// Appends turns to a session's history, as `finish.lua` does: an expired history starts over,
+/// at most `2 × history_turns` entries are kept, and the history lives `session_ttl` more.
+fn record_history(
+    session: &mut Session,
+    turns: impl IntoIterator<Item = StoredTurn>,
+    cfg: &MemoryStoreConfig,
+    now: Instant,
+) {
+    if session.history_expires_at.is_some_and(|t| t <= now) {
+        session.history.clear();
+    }
+    session.history.extend(turns);
+    let cap = 2 * cfg.history_turns as usize;
+    while session.history.len() > cap {
+        session.history.pop_front();
+    }
+    session.history_expires_at = Some(now + cfg.session_ttl);
+}
+
+/// Which terminal transition [`Inner::transition`] makes (`finish.lua`'s modes).
+#[derive(Clone, Copy)]
+enum Mode<'a> {
+    /// The producer ends its message.
+    Finish,
+    /// The `worker_lost` takeover: only while the owner's lease has expired.
+    Reap,
+    /// A cancel: leaves a tombstone naming `canceller` when the message does not exist.
+    Cancel { canceller: &'a str },
+}
+
 /// What the terminal transition did.
 enum Transition {
-    Done { seq: u64, owner: String },
-    AlreadyTerminal { state: MessageState, grace: bool },
+    Done {
+        seq: u64,
+        owner: String,
+    },
+    AlreadyTerminal {
+        state: MessageState,
+        grace: bool,
+    },
     OwnerAlive,
     Missing,
+    /// The message does not exist; a cancel's tombstone remembers it (`first`: written now).
+    Remembered {
+        first: bool,
+    },
 }
 
 /// The in-memory store: cheap to clone (every clone shares the same data). Create feeds for it
@@ -446,31 +498,65 @@ impl Store for MemoryStore {
         let cfg = &self.inner.cfg;
         let mut st = self.inner.lock();
         if let Some(m) = st.message(msg, now) {
-            return Ok(Created {
-                created: false,
-                state: m.state,
-            });
+            return Ok(Created::Exists(m.state));
         }
-        st.messages.insert(
-            *msg,
-            Message {
-                state: MessageState::Queued,
-                seq: 0,
-                owner: owner.to_string(),
-                content: content.to_string(),
-                log: Vec::new(),
-                expires_at: now + cfg.stream_ttl,
-                grace_until: None,
-                lease_until: Some(now + cfg.lease_ttl),
-            },
-        );
+        let canceller = st.take_tombstone(msg, now);
+        let mut message = Message {
+            state: MessageState::Queued,
+            seq: 0,
+            owner: owner.to_string(),
+            content: content.to_string(),
+            log: Vec::new(),
+            expires_at: now + cfg.stream_ttl,
+            grace_until: None,
+            lease_until: Some(now + cfg.lease_ttl),
+        };
+        // As create.lua: a cancel that came first ends the message at once (terminal entry,
+        // grace marker, the user turn in the history, the entry published).
+        let cancelled = canceller.as_ref().map(|_| {
+            let entry = Arc::new(StreamChunk::done(
+                msg.session_id,
+                msg.message_id,
+                0,
+                FinalStatus::Cancelled,
+                None,
+                None,
+                shared_proto::now_ms(),
+            ));
+            message.state = MessageState::Cancelled;
+            message.log.push(entry.clone());
+            message.grace_until = Some(now + cfg.cancel_grace);
+            message.lease_until = None;
+            entry
+        });
+        st.messages.insert(*msg, message);
         let session = st.sessions.entry(msg.session_id).or_default();
         session.messages.retain(|id| *id != msg.message_id);
         session.messages.push(msg.message_id);
-        Ok(Created {
-            created: true,
-            state: MessageState::Queued,
-        })
+        let (Some(canceller), Some(entry)) = (canceller, cancelled) else {
+            return Ok(Created::New);
+        };
+        if cfg.history_turns > 0 {
+            record_history(
+                session,
+                [StoredTurn {
+                    role: Role::User,
+                    content: content.to_string(),
+                    status: None,
+                }],
+                cfg,
+                now,
+            );
+        }
+        let recipients = st.session_recipients(msg.session_id);
+        self.inner.enqueue(
+            recipients
+                .into_iter()
+                .map(|h| (h, Live::Chunk(entry.clone()))),
+        );
+        drop(st);
+        self.inner.drain();
+        Ok(Created::CancelledFirst { canceller })
     }
 
     async fn append(&self, msg: &MessageRef, chunk: &StreamChunk) -> Result<Appended, StoreError> {
@@ -503,35 +589,41 @@ impl Store for MemoryStore {
     }
 
     async fn finish(&self, msg: &MessageRef, outcome: &Outcome) -> Result<Finished, StoreError> {
-        Ok(match self.inner.transition(msg, outcome, false) {
+        Ok(match self.inner.transition(msg, outcome, Mode::Finish) {
             Transition::Done { seq, .. } => Finished::Done { seq },
             Transition::AlreadyTerminal { state, .. } => Finished::AlreadyTerminal(state),
-            // Not a takeover: the lease is not checked.
-            Transition::OwnerAlive | Transition::Missing => Finished::Missing,
+            // Not a takeover (the lease is not checked), not a cancel (no tombstone).
+            Transition::OwnerAlive | Transition::Missing | Transition::Remembered { .. } => {
+                Finished::Missing
+            }
         })
     }
 
-    async fn cancel(&self, msg: &MessageRef) -> Result<Cancelled, StoreError> {
+    async fn cancel(&self, msg: &MessageRef, canceller: &str) -> Result<Cancelled, StoreError> {
         let outcome = Outcome::cancelled();
-        let status = match self.inner.transition(msg, &outcome, false) {
-            Transition::Done { owner, .. } => {
-                return Ok(Cancelled {
-                    status: CancelStatus::Cancelling,
+        Ok(
+            match self
+                .inner
+                .transition(msg, &outcome, Mode::Cancel { canceller })
+            {
+                Transition::Done { owner, .. } => Cancelled::Ended {
                     owner: Some(owner).filter(|o| !o.is_empty()),
-                })
-            }
-            Transition::AlreadyTerminal { grace: false, .. } => CancelStatus::NotFound,
-            Transition::AlreadyTerminal {
-                state: MessageState::Cancelled,
-                ..
-            } => CancelStatus::AlreadyCancelled,
-            Transition::AlreadyTerminal { .. } => CancelStatus::AlreadyCompleted,
-            Transition::OwnerAlive | Transition::Missing => CancelStatus::NotFound,
-        };
-        Ok(Cancelled {
-            status,
-            owner: None,
-        })
+                },
+                Transition::AlreadyTerminal { grace: false, .. } => Cancelled::GraceOver,
+                Transition::AlreadyTerminal {
+                    state: MessageState::Cancelled,
+                    ..
+                } => Cancelled::AlreadyEnded(CancelStatus::AlreadyCancelled),
+                Transition::AlreadyTerminal { .. } => {
+                    Cancelled::AlreadyEnded(CancelStatus::AlreadyCompleted)
+                }
+                Transition::Remembered { first } => Cancelled::Remembered { first },
+                // A cancel never checks the lease and always remembers an unknown id.
+                Transition::OwnerAlive | Transition::Missing => {
+                    Cancelled::Remembered { first: false }
+                }
+            },
+        )
     }
 
     async fn read(&self, msg: &MessageRef, from_index: u64) -> Result<Option<LogRead>, StoreError> {
@@ -578,11 +670,11 @@ impl Store for MemoryStore {
 
     async fn reap(&self, msg: &MessageRef) -> Result<Finished, StoreError> {
         let outcome = Outcome::worker_lost();
-        Ok(match self.inner.transition(msg, &outcome, true) {
+        Ok(match self.inner.transition(msg, &outcome, Mode::Reap) {
             Transition::Done { seq, .. } => Finished::Done { seq },
             Transition::AlreadyTerminal { state, .. } => Finished::AlreadyTerminal(state),
             Transition::OwnerAlive => Finished::OwnerAlive,
-            Transition::Missing => Finished::Missing,
+            Transition::Missing | Transition::Remembered { .. } => Finished::Missing,
         })
     }
 

@@ -7,7 +7,10 @@ use shared_proto::{CancelStatus, ChunkKind, FinalStatus, MessageState, Role, Str
 use uuid::Uuid;
 
 use super::{MemoryStore, MemoryStoreConfig};
-use crate::{Appended, Feed, FeedEvent, FeedHandler, Finished, Lease, MessageRef, Outcome, Store};
+use crate::{
+    Appended, Cancelled, Created, Feed, FeedEvent, FeedHandler, Finished, Lease, MessageRef,
+    Outcome, Store,
+};
 
 fn cfg() -> MemoryStoreConfig {
     MemoryStoreConfig {
@@ -80,11 +83,10 @@ async fn create_is_idempotent_and_the_first_append_starts_streaming() {
     let s = store();
     let m = msg();
     let c = s.create(&m, "a", "hi").await.unwrap();
-    assert!(c.created);
-    assert_eq!(c.state, MessageState::Queued);
+    assert_eq!(c, Created::New);
+    assert_eq!(c.state(), MessageState::Queued);
     let again = s.create(&m, "b", "other").await.unwrap();
-    assert!(!again.created);
-    assert_eq!(again.state, MessageState::Queued);
+    assert_eq!(again, Created::Exists(MessageState::Queued));
     assert_eq!(
         s.append(&m, &delta(&m, 1, "x")).await.unwrap(),
         Appended::Written
@@ -96,10 +98,7 @@ async fn create_is_idempotent_and_the_first_append_starts_streaming() {
     );
     assert!(read.lease_alive);
     let again = s.create(&m, "b", "other").await.unwrap();
-    assert_eq!(
-        (again.created, again.state),
-        (false, MessageState::Streaming)
-    );
+    assert_eq!(again, Created::Exists(MessageState::Streaming));
 }
 
 #[tokio::test]
@@ -135,9 +134,14 @@ async fn a_cancel_before_the_first_token_wins_and_terminal_never_changes() {
     let s = store();
     let m = msg();
     s.create(&m, "owner-1", "hi").await.unwrap();
-    let c = s.cancel(&m).await.unwrap();
-    assert_eq!(c.status, CancelStatus::Cancelling);
-    assert_eq!(c.owner.as_deref(), Some("owner-1"));
+    let c = s.cancel(&m, "canceller").await.unwrap();
+    assert_eq!(c.status(), CancelStatus::Cancelling);
+    assert_eq!(
+        c,
+        Cancelled::Ended {
+            owner: Some("owner-1".into())
+        }
+    );
     // The producer's first token comes too late.
     assert_eq!(
         s.append(&m, &delta(&m, 1, "x")).await.unwrap(),
@@ -154,7 +158,7 @@ async fn a_cancel_before_the_first_token_wins_and_terminal_never_changes() {
         Finished::AlreadyTerminal(MessageState::Cancelled)
     );
     assert_eq!(
-        s.cancel(&m).await.unwrap().status,
+        s.cancel(&m, "").await.unwrap().status(),
         CancelStatus::AlreadyCancelled
     );
     let read = s.read(&m, 0).await.unwrap().unwrap();
@@ -167,6 +171,77 @@ async fn a_cancel_before_the_first_token_wins_and_terminal_never_changes() {
         s.renew_lease(&m, "owner-1").await.unwrap(),
         Lease::Ended(MessageState::Cancelled)
     );
+}
+
+/// A cancel that overtakes its message's create (another replica got it first) is remembered:
+/// the create of that id ends at once as `cancelled`, with its terminal entry written and
+/// published, and tells who cancelled it. Only the first cancel writes the tombstone.
+#[tokio::test(start_paused = true)]
+async fn a_cancel_before_the_create_wins_through_its_tombstone() {
+    let s = store();
+    let rec = Arc::new(Recorder::default());
+    let feed = s.feed(rec.clone());
+    let m = msg();
+    feed.subscribe_session(m.session_id).await.unwrap();
+    assert_eq!(
+        s.cancel(&m, "replica-b").await.unwrap(),
+        Cancelled::Remembered { first: true }
+    );
+    assert_eq!(
+        s.cancel(&m, "replica-c").await.unwrap(),
+        Cancelled::Remembered { first: false },
+        "a repeat does not overwrite the first canceller"
+    );
+    assert_eq!(
+        s.cancel(&m, "").await.unwrap().status(),
+        CancelStatus::NotFound,
+        "nothing exists yet"
+    );
+    assert_eq!(
+        s.create(&m, "replica-a", "hi").await.unwrap(),
+        Created::CancelledFirst {
+            canceller: "replica-b".into()
+        }
+    );
+    let read = s.read(&m, 0).await.unwrap().unwrap();
+    assert_eq!((read.state, read.last_seq), (MessageState::Cancelled, 0));
+    assert_eq!(read.entries.len(), 1);
+    assert!(!read.lease_alive);
+    assert_eq!(
+        rec.chunks(),
+        vec![(0, ChunkKind::Done)],
+        "the end was published"
+    );
+    // The tombstone is consumed: the message behaves like any cancelled one.
+    assert_eq!(
+        s.create(&m, "replica-a", "hi").await.unwrap(),
+        Created::Exists(MessageState::Cancelled)
+    );
+    assert_eq!(
+        s.cancel(&m, "").await.unwrap().status(),
+        CancelStatus::AlreadyCancelled
+    );
+    assert_eq!(
+        s.append(&m, &delta(&m, 1, "x")).await.unwrap(),
+        Appended::Stopped(MessageState::Cancelled)
+    );
+    assert!(s.active(m.session_id).await.unwrap().is_empty());
+    let history = s.history(m.session_id).await.unwrap();
+    assert_eq!(history.len(), 1, "the user turn only: {history:?}");
+    assert_eq!(history[0].role, Role::User);
+    // A tombstone lives CANCEL_GRACE: a create after that is not affected.
+    let late = msg();
+    s.cancel(&late, "replica-b").await.unwrap();
+    tokio::time::advance(Duration::from_secs(6)).await;
+    assert_eq!(
+        s.create(&late, "replica-a", "hi").await.unwrap(),
+        Created::New
+    );
+    // And the sweep drops tombstones nobody consumed.
+    s.cancel(&msg(), "replica-b").await.unwrap();
+    tokio::time::advance(Duration::from_secs(6)).await;
+    s.sweep();
+    assert!(s.inner.lock().tombstones.is_empty());
 }
 
 #[tokio::test]
@@ -187,7 +262,7 @@ async fn finish_writes_the_terminal_entry_with_the_current_seq() {
     let end = read.terminal().unwrap();
     assert_eq!(end.log_index(), 2);
     assert_eq!(
-        s.cancel(&m).await.unwrap().status,
+        s.cancel(&m, "").await.unwrap().status(),
         CancelStatus::AlreadyCompleted
     );
     assert_eq!(
@@ -195,7 +270,7 @@ async fn finish_writes_the_terminal_entry_with_the_current_seq() {
         Finished::AlreadyTerminal(MessageState::Completed)
     );
     assert_eq!(
-        s.cancel(&msg()).await.unwrap().status,
+        s.cancel(&msg(), "").await.unwrap().status(),
         CancelStatus::NotFound,
         "unknown id"
     );
@@ -212,18 +287,26 @@ async fn after_the_grace_period_cancel_is_not_found_and_after_the_ttl_everything
         .unwrap();
     tokio::time::advance(Duration::from_secs(4)).await;
     assert_eq!(
-        s.cancel(&m).await.unwrap().status,
+        s.cancel(&m, "").await.unwrap().status(),
         CancelStatus::AlreadyCompleted
     );
     tokio::time::advance(Duration::from_secs(2)).await;
-    assert_eq!(s.cancel(&m).await.unwrap().status, CancelStatus::NotFound);
+    assert_eq!(
+        s.cancel(&m, "").await.unwrap().status(),
+        CancelStatus::NotFound
+    );
     // Still readable: the resume window is longer than the grace.
     assert!(s.read(&m, 0).await.unwrap().is_some());
     tokio::time::advance(Duration::from_secs(60)).await;
     assert!(s.read(&m, 0).await.unwrap().is_none());
-    assert_eq!(s.cancel(&m).await.unwrap().status, CancelStatus::NotFound);
-    // Expired: creating it again starts afresh (as with Redis).
-    assert!(s.create(&m, "b", "q").await.unwrap().created);
+    assert_eq!(
+        s.cancel(&m, "").await.unwrap(),
+        Cancelled::Remembered { first: true }
+    );
+    // That cancel's tombstone lives CANCEL_GRACE; expired, creating the id again starts afresh
+    // (as with Redis).
+    tokio::time::advance(Duration::from_secs(6)).await;
+    assert_eq!(s.create(&m, "b", "q").await.unwrap(), Created::New);
 }
 
 #[tokio::test(start_paused = true)]
@@ -342,7 +425,7 @@ async fn active_lists_unfinished_messages_in_creation_order() {
         s.create(m, "a", "q").await.unwrap();
     }
     s.append(&ms[2], &delta(&ms[2], 1, "x")).await.unwrap();
-    s.cancel(&ms[1]).await.unwrap();
+    s.cancel(&ms[1], "").await.unwrap();
     let active = s.active(sid).await.unwrap();
     let got: Vec<(Uuid, u64)> = active.iter().map(|a| (a.message_id, a.last_seq)).collect();
     assert_eq!(got, vec![(ms[0].message_id, 0), (ms[2].message_id, 1)]);
@@ -360,7 +443,7 @@ async fn live_entries_reach_only_the_feeds_subscribed_to_the_session() {
     s.create(&m, "ai", "q").await.unwrap();
     s.append(&m, &delta(&m, 1, "x")).await.unwrap();
     s.append(&m, &delta(&m, 2, "y")).await.unwrap();
-    s.cancel(&m).await.unwrap();
+    s.cancel(&m, "").await.unwrap();
     assert_eq!(
         a.chunks(),
         vec![

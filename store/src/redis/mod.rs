@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use fred::prelude::*;
-use shared_proto::{ActiveMessage, CancelStatus, MessageState, StoredTurn, StreamChunk, Turn};
+use shared_proto::{
+    ActiveMessage, CancelStatus, FinalStatus, MessageState, StoredTurn, StreamChunk, Turn,
+};
 use uuid::Uuid;
 
 use crate::keys;
@@ -167,7 +169,7 @@ impl RedisStore {
         &self,
         msg: &MessageRef,
         outcome: &Outcome,
-        only_if_lease_expired: bool,
+        mode: TransitionMode<'_>,
     ) -> Result<(i64, MessageState, u64, String), StoreError> {
         let (head, tail) = Self::render_terminal(msg, outcome);
         let keys = vec![
@@ -176,7 +178,13 @@ impl RedisStore {
             keys::grace(msg),
             keys::history(msg.session_id),
             keys::lease(msg),
+            keys::tombstone(msg),
         ];
+        let (only_if_lease_expired, canceller, tombstone_ms) = match mode {
+            TransitionMode::Finish => (false, "", 0),
+            TransitionMode::Reap => (true, "", 0),
+            TransitionMode::Cancel { canceller } => (false, canceller, self.grace_ms),
+        };
         let args = vec![
             outcome.status.as_str().to_string(),
             head,
@@ -189,10 +197,12 @@ impl RedisStore {
             self.session_ttl_ms.to_string(),
             if only_if_lease_expired { "1" } else { "0" }.to_string(),
             crate::HISTORY_ANSWER_MAX_BYTES.to_string(),
+            canceller.to_string(),
+            tombstone_ms.to_string(),
         ];
         let reply: Vec<Value> = self.scripts.finish.run(&self.client, keys, args).await?;
         let code = int_at(&reply, 0)?;
-        let state = if code == -1 {
+        let state = if code < 0 {
             outcome.status.state()
         } else {
             state_at(&reply, 1)?
@@ -201,6 +211,17 @@ impl RedisStore {
         let owner = str_at(&reply, 3)?;
         Ok((code, state, n, owner))
     }
+}
+
+/// Which terminal transition `finish.lua` makes.
+#[derive(Clone, Copy)]
+enum TransitionMode<'a> {
+    /// The producer ends its message.
+    Finish,
+    /// The `worker_lost` takeover: only while the owner's lease has expired.
+    Reap,
+    /// A cancel: leaves a tombstone naming `canceller` when the message does not exist.
+    Cancel { canceller: &'a str },
 }
 
 fn int_at(reply: &[Value], i: usize) -> Result<i64, StoreError> {
@@ -230,23 +251,47 @@ impl Store for RedisStore {
         owner: &str,
         content: &str,
     ) -> Result<Created, StoreError> {
+        let now = shared_proto::now_ms();
         let keys = vec![
             keys::message(msg),
             keys::messages(msg.session_id),
             keys::lease(msg),
+            keys::tombstone(msg),
+            keys::log(msg),
+            keys::grace(msg),
+            keys::history(msg.session_id),
         ];
+        // The terminal entry the create writes if a cancel's tombstone is waiting (rare, but
+        // the script must have it to end the message atomically).
+        let cancelled = StreamChunk::done(
+            msg.session_id,
+            msg.message_id,
+            0,
+            FinalStatus::Cancelled,
+            None,
+            None,
+            now,
+        );
         let args = vec![
             msg.message_id.to_string(),
             owner.to_string(),
             content.to_string(),
-            shared_proto::now_ms().to_string(),
+            now.to_string(),
             self.stream_ttl_ms.to_string(),
             self.lease_ms.to_string(),
+            cancelled.to_json(),
+            keys::session_channel(msg.session_id),
+            self.grace_ms.to_string(),
+            self.history_turns.to_string(),
+            self.session_ttl_ms.to_string(),
         ];
         let reply: Vec<Value> = self.scripts.create.run(&self.client, keys, args).await?;
-        Ok(Created {
-            created: int_at(&reply, 0)? == 1,
-            state: state_at(&reply, 1)?,
+        Ok(match int_at(&reply, 0)? {
+            1 => Created::New,
+            2 => Created::CancelledFirst {
+                canceller: str_at(&reply, 2)?,
+            },
+            _ => Created::Exists(state_at(&reply, 1)?),
         })
     }
 
@@ -255,7 +300,9 @@ impl Store for RedisStore {
     }
 
     async fn finish(&self, msg: &MessageRef, outcome: &Outcome) -> Result<Finished, StoreError> {
-        let (code, state, seq, _owner) = self.transition(msg, outcome, false).await?;
+        let (code, state, seq, _owner) = self
+            .transition(msg, outcome, TransitionMode::Finish)
+            .await?;
         Ok(match code {
             1 => Finished::Done { seq },
             0 => Finished::AlreadyTerminal(state),
@@ -288,7 +335,8 @@ impl Store for RedisStore {
 
     async fn reap(&self, msg: &MessageRef) -> Result<Finished, StoreError> {
         let outcome = Outcome::worker_lost();
-        let (code, state, seq, _owner) = self.transition(msg, &outcome, true).await?;
+        let (code, state, seq, _owner) =
+            self.transition(msg, &outcome, TransitionMode::Reap).await?;
         Ok(match code {
             1 => Finished::Done { seq },
             0 => Finished::AlreadyTerminal(state),
@@ -306,24 +354,23 @@ impl Store for RedisStore {
             .collect())
     }
 
-    async fn cancel(&self, msg: &MessageRef) -> Result<Cancelled, StoreError> {
+    async fn cancel(&self, msg: &MessageRef, canceller: &str) -> Result<Cancelled, StoreError> {
         let outcome = Outcome::cancelled();
-        let (code, state, grace, owner) = self.transition(msg, &outcome, false).await?;
-        let status = match code {
-            1 => {
-                return Ok(Cancelled {
-                    status: CancelStatus::Cancelling,
-                    owner: Some(owner).filter(|o| !o.is_empty()),
-                })
+        let (code, state, detail, owner) = self
+            .transition(msg, &outcome, TransitionMode::Cancel { canceller })
+            .await?;
+        Ok(match code {
+            1 => Cancelled::Ended {
+                owner: Some(owner).filter(|o| !o.is_empty()),
+            },
+            0 if detail == 0 => Cancelled::GraceOver,
+            0 if state == MessageState::Cancelled => {
+                Cancelled::AlreadyEnded(CancelStatus::AlreadyCancelled)
             }
-            0 if grace == 0 => CancelStatus::NotFound,
-            0 if state == MessageState::Cancelled => CancelStatus::AlreadyCancelled,
-            0 => CancelStatus::AlreadyCompleted,
-            _ => CancelStatus::NotFound,
-        };
-        Ok(Cancelled {
-            status,
-            owner: None,
+            0 => Cancelled::AlreadyEnded(CancelStatus::AlreadyCompleted),
+            -2 => Cancelled::Remembered { first: detail == 1 },
+            // A cancel always leaves a tombstone for an unknown id; -1 cannot come back here.
+            _ => Cancelled::Remembered { first: false },
         })
     }
 

@@ -4,18 +4,28 @@
 -- the owner's lease has expired (the `worker_lost` takeover).
 -- The entry is ARGV[2] .. seq .. ARGV[3]: the caller renders it around the seq only this
 -- script knows for sure.
--- KEYS: 1 message hash, 2 log, 3 grace marker, 4 session history, 5 lease
+-- A cancel of a message that does not exist (yet) leaves a tombstone (ARGV[13] > 0): create.lua
+-- then creates that id directly as `cancelled`, so a cancel that overtook its message's create
+-- still wins. The tombstone is only set if none is there (the first cancel is remembered).
+-- KEYS: 1 message hash, 2 log, 3 grace marker, 4 session history, 5 lease, 6 tombstone
 -- ARGV: 1 new state, 2 entry head, 3 entry tail, 4 session channel, 5 ttl (ms), 6 grace (ms),
 --       7 now (ms), 8 history cap (turn pairs; 0 = none), 9 history ttl (ms),
 --       10 only if the lease expired ('1' / '0'),
---       11 most answer bytes recorded in the history (whole entries until at least this many)
+--       11 most answer bytes recorded in the history (whole entries until at least this many),
+--       12 the canceller replica (tombstone value), 13 tombstone ttl (ms; '0' = no tombstone)
 -- Returns {1, new state, seq, owner} when this call made the transition,
 -- {0, current state, grace, ''} when already terminal (grace = 1 while the grace marker lives),
 -- {2, current state, 0, owner} when the owner's lease is still alive (takeover refused),
--- {-1, '', 0, ''} when the message is unknown or expired.
+-- {-1, '', 0, ''} when the message is unknown or expired,
+-- {-2, '', first, ''} when it is unknown and a tombstone now remembers the cancel (first = 1 when
+-- this call wrote it, 0 when an earlier cancel's tombstone was already there).
 local h = redis.call('HMGET', KEYS[1], 'state', 'owner', 'content')
 local st = h[1]
 if not st then
+  if ARGV[13] ~= '0' then
+    local first = redis.call('SET', KEYS[6], ARGV[12], 'NX', 'PX', ARGV[13])
+    return {-2, '', first and 1 or 0, ''}
+  end
   return {-1, '', 0, ''}
 end
 if st ~= 'queued' and st ~= 'streaming' then
