@@ -11,7 +11,10 @@ mod start_error;
 
 pub use duration::parse_duration;
 pub use logging::{init_logging, LogFormat};
-pub use metrics::{install_metrics, render_metrics};
+pub use metrics::{
+    install_metrics, install_metrics_with_upkeep, metrics_upkeeps, render_metrics,
+    wait_for_upkeeps, METRICS_UPKEEP_INTERVAL,
+};
 pub use process::run_main;
 pub use redis_url::check_redis_url;
 pub use signal::shutdown_signal;
