@@ -18,7 +18,8 @@ mod settings;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
 
-use settings::{Mode, ParseError, Settings};
+use service_kit::StartError;
+use settings::{Cli, Mode, ParseError, Settings};
 use store::{MemoryStore, StoreBackend};
 
 fn main() -> ExitCode {
@@ -33,7 +34,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    service_kit::init_logging(settings.ai.log_format);
+    service_kit::init_logging(settings.cli.common.log_format);
     service_kit::run_main("streamline", run(settings))
 }
 
@@ -54,53 +55,64 @@ fn http_url(addr: SocketAddr) -> String {
     format!("http://{}", loopback(addr))
 }
 
+/// Why the process could not start (one line, exit 2).
+#[derive(Debug, thiserror::Error)]
+enum RunError {
+    #[error("{0}")]
+    Start(#[from] StartError),
+    #[error("ai-service: {0}")]
+    Ai(StartError),
+    #[error("gateway: {0}")]
+    Gateway(StartError),
+}
+
 /// Validates everything, binds both addresses, builds the store, starts the services; on any
 /// failure before serving, nothing is left running.
-async fn run(settings: Settings) -> Result<(), String> {
-    let Settings {
-        mode,
+async fn run(settings: Settings) -> Result<(), RunError> {
+    let Settings { mode, cli } = settings;
+    let Cli {
+        ai_addr,
+        gateway_addr,
+        common,
         ai: ai_config,
         gateway: mut gw_config,
-    } = settings;
+    } = cli;
     let runs_ai = mode != Mode::GatewayOnly;
     if runs_ai {
-        ai_config
-            .validate()
-            .map_err(|e| format!("invalid configuration: {e}"))?;
+        ai_config.validate().map_err(StartError::config)?;
     }
-    // The gateway's own checks (AI_SERVICE_URL included) before anything binds; in-process,
-    // its ai-service URL is only known once AI_ADDR is bound, so check a placeholder first.
-    if runs_ai {
-        gw_config.ai_service_url = http_url(ai_config.addr);
-    }
-    gw_config
-        .validate()
-        .map_err(|e| format!("invalid configuration: {e}"))?;
+    gw_config.validate().map_err(StartError::config)?;
 
     let ai_listener = if runs_ai {
-        Some(ai_service::server::bind(ai_config.addr).map_err(|e| e.to_string())?)
+        Some(service_kit::bind(ai_addr)?)
     } else {
         None
     };
-    let gw_listener = gateway::server::bind(gw_config.addr).map_err(|e| e.to_string())?;
-    let gw_addr = gw_listener.local_addr().map_err(|e| e.to_string())?;
+    let gw_listener = service_kit::bind(gateway_addr)?;
+    let local = |l: &std::net::TcpListener, addr| {
+        l.local_addr()
+            .map_err(|source| StartError::Bind { addr, source })
+    };
+    let gw_addr = local(&gw_listener, gateway_addr)?;
     if let Some(l) = &ai_listener {
-        let ai_addr = l.local_addr().map_err(|e| e.to_string())?;
-        gw_config.ai_service_url = http_url(ai_addr);
+        // In-process, the gateway reaches the ai-service where it was just bound.
+        gw_config.ai_service_url = http_url(local(l, ai_addr)?);
     }
 
     let backend = match mode {
         Mode::Embedded => {
             let store = MemoryStore::new(ai_service::server::memory_store_config(&ai_config))
-                .map_err(|e| format!("store: {e}"))?;
+                .map_err(StartError::Store)?;
             StoreBackend::memory(store)
         }
-        Mode::Redis => StoreBackend::redis(&ai_service::server::redis_store_config(&ai_config))
+        Mode::Redis => {
+            StoreBackend::redis(&ai_service::server::redis_store_config(&ai_config, &common))
+                .await
+                .map_err(StartError::Store)?
+        }
+        Mode::GatewayOnly => StoreBackend::redis(&gateway::server::redis_store_config(&common))
             .await
-            .map_err(|e| format!("store: {e}"))?,
-        Mode::GatewayOnly => StoreBackend::redis(&gateway::server::redis_store_config(&gw_config))
-            .await
-            .map_err(|e| format!("store: {e}"))?,
+            .map_err(StartError::Store)?,
     };
     let provider = match ai_config.provider {
         ai_service::config::ProviderKind::Demo => "demo model".to_string(),
@@ -130,25 +142,25 @@ async fn run(settings: Settings) -> Result<(), String> {
         store = %backend.description,
         gateway_addr = %gw_addr,
         ai_service_url = %gw_config.ai_service_url,
-        log_format = ?ai_config.log_format,
+        log_format = ?common.log_format,
         "streamline starting ({summary})"
     );
 
     let ai = match ai_listener {
         Some(listener) => Some(
-            ai_service::server::start(&ai_config, listener, backend.clone())
+            ai_service::server::start(&ai_config, &common, listener, backend.clone())
                 .await
-                .map_err(|e| format!("ai-service: {e}"))?,
+                .map_err(RunError::Ai)?,
         ),
         None => None,
     };
-    let gw = match gateway::server::start(&gw_config, gw_listener, backend).await {
+    let gw = match gateway::server::start(&gw_config, &common, gw_listener, backend).await {
         Ok(gw) => gw,
         Err(e) => {
             if let Some(ai) = ai {
                 ai.shutdown().await;
             }
-            return Err(format!("gateway: {e}"));
+            return Err(RunError::Gateway(e));
         }
     };
     println!(

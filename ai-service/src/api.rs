@@ -102,7 +102,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 HttpError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidFrame, message).into()
             }),
     )
-    .route("/healthz", web::get().to(healthz))
+    .route("/healthz", web::get().to(service_kit::healthz))
     .route("/readyz", web::get().to(readyz))
     .route("/metrics", web::get().to(metrics_route))
     .service(
@@ -181,13 +181,7 @@ async fn metrics_route(state: web::Data<ApiState>) -> HttpResponse {
     // Idempotent and cheap; done per scrape so it holds whichever recorder is installed.
     register_metrics();
     metrics::gauge!("ai_generations_running").set(state.service.running() as f64);
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(service_kit::render_metrics())
-}
-
-async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().content_type("text/plain").body("ok")
+    service_kit::metrics_response()
 }
 
 async fn readyz(state: web::Data<ApiState>) -> HttpResponse {

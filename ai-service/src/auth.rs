@@ -30,12 +30,10 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 impl ApiAuth {
-    /// `None` (or empty): no token required.
-    pub fn new(token: Option<&str>) -> Self {
+    /// `None`: no token required.
+    pub fn new(token: Option<&service_kit::Secret>) -> Self {
         ApiAuth {
-            expected: token
-                .filter(|t| !t.is_empty())
-                .map(|t| t.as_bytes().to_vec()),
+            expected: token.map(|t| t.expose().as_bytes().to_vec()),
         }
     }
 
@@ -72,7 +70,8 @@ mod tests {
         let open = ApiAuth::new(None);
         assert!(open.allows(None));
         assert!(!open.required());
-        let a = ApiAuth::new(Some("0123456789abcdef"));
+        let token = service_kit::parse_secret("0123456789abcdef").unwrap();
+        let a = ApiAuth::new(Some(&token));
         assert!(a.allows(Some(&hv("Bearer 0123456789abcdef"))));
         assert!(a.allows(Some(&hv("bearer 0123456789abcdef"))));
         assert!(!a.allows(None));

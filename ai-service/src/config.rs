@@ -1,10 +1,17 @@
-//! The ai-service's settings: every one a flag and an environment variable, validated at start.
+//! The ai-service's settings: every one a flag and an environment variable, each parsed once
+//! by a clap `value_parser` into the type the code uses; what one setting cannot check alone
+//! (a relation between two) is [`Config::validate`], also run at start (exit 2, one line).
+//!
+//! The settings both services share (Redis, `AI_SERVICE_TOKEN`, `SHUTDOWN_TIMEOUT`,
+//! `LOG_FORMAT`) are [`service_kit::CommonArgs`]; the listen address belongs to the binary
+//! ([`AiCli`]), so that the root `streamline` binary can flatten this struct next to the
+//! gateway's.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::Parser;
-use service_kit::{parse_duration, LogFormat};
+use clap::{Args, Parser};
+use service_kit::{parse_duration, CommonArgs};
 
 /// Which model answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -18,15 +25,22 @@ pub enum ProviderKind {
 /// Runs generations and writes them to Redis.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "ai-service", version, about)]
-pub struct Config {
+pub struct AiCli {
     /// Address of the HTTP API.
     #[arg(long, env = "AI_ADDR", default_value = "127.0.0.1:8081")]
     pub addr: SocketAddr,
 
-    /// Redis URL (`redis://`, `rediss://`, or `redis-cluster://host:port?node=…` for a cluster).
-    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
-    pub redis_url: String,
+    #[command(flatten)]
+    pub common: CommonArgs,
 
+    #[command(flatten)]
+    pub config: Config,
+}
+
+/// The ai-service's own settings.
+#[derive(Debug, Clone, Args)]
+#[group(id = "ai_service_settings")]
+pub struct Config {
     /// How long a finished message answers a cancel with `already_*` rather than `not_found`,
     /// and how long a cancel that came before its message's create is remembered (it then ends
     /// that message at its create).
@@ -35,7 +49,7 @@ pub struct Config {
 
     /// How long a message's log stays readable after its last write (chunk or lease
     /// renewal while it runs): the resume window.
-    #[arg(long, env = "STREAM_TTL", default_value = "10m", value_parser = parse_duration)]
+    #[arg(long, env = "STREAM_TTL", default_value = "10m", value_parser = parse_stream_ttl)]
     pub stream_ttl: Duration,
 
     /// Turn pairs (user + assistant) of history kept per session and sent to the model.
@@ -48,7 +62,7 @@ pub struct Config {
 
     /// How long a generation's owner lease lives without renewal (a dead replica's messages end
     /// as `worker_lost` about this long after it died). Renewed every third of it.
-    #[arg(long, env = "LEASE_TTL", default_value = "4s", value_parser = parse_duration)]
+    #[arg(long, env = "LEASE_TTL", default_value = "4s", value_parser = parse_lease_ttl)]
     pub lease_ttl: Duration,
 
     /// Which provider answers.
@@ -60,7 +74,7 @@ pub struct Config {
     pub demo_tokens: u64,
 
     /// Demo provider: tokens per second (0: as fast as possible).
-    #[arg(long, env = "DEMO_TOKENS_PER_SEC", default_value_t = 30.0)]
+    #[arg(long, env = "DEMO_TOKENS_PER_SEC", default_value_t = 30.0, value_parser = parse_rate)]
     pub demo_tokens_per_sec: f64,
 
     /// OpenAI-compatible server: base URL (…/v1).
@@ -103,55 +117,82 @@ pub struct Config {
     #[arg(long, env = "UPSTREAM_MAX_RETRIES", default_value_t = 2)]
     pub upstream_max_retries: u32,
 
-    /// This replica's name, used to route cancels to it (default: random).
-    #[arg(long, env = "REPLICA_ID")]
+    /// This replica's name, used to route cancels to it (default: random; 1-64 characters
+    /// without braces or spaces).
+    #[arg(long, env = "REPLICA_ID", value_parser = parse_replica_id)]
     pub replica_id: Option<String>,
+}
 
-    /// When set, every `/v1` route requires `Authorization: Bearer <this>` (401 otherwise);
-    /// give the gateways the same value.
-    #[arg(long, env = "AI_SERVICE_TOKEN", hide_env_values = true)]
-    pub ai_service_token: Option<String>,
-
-    /// How long generations in flight may finish after SIGTERM.
-    #[arg(long, env = "SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
-    pub shutdown_timeout: Duration,
-
-    /// Bound on one Redis command, including waiting for a reconnect.
-    #[arg(long, env = "REDIS_COMMAND_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
-    pub redis_command_timeout: Duration,
-
-    /// Log format.
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
-    pub log_format: LogFormat,
+/// A relation between settings that does not hold.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("CANCEL_GRACE ({cancel_grace:?}) must not exceed STREAM_TTL ({stream_ttl:?})")]
+    GraceLongerThanTtl {
+        cancel_grace: Duration,
+        stream_ttl: Duration,
+    },
 }
 
 impl Config {
-    /// Checks what clap cannot; the error is one line for the operator.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks what one setting cannot check alone.
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.cancel_grace > self.stream_ttl {
-            return Err(format!(
-                "CANCEL_GRACE ({:?}) must not exceed STREAM_TTL ({:?})",
-                self.cancel_grace, self.stream_ttl
-            ));
+            return Err(ConfigError::GraceLongerThanTtl {
+                cancel_grace: self.cancel_grace,
+                stream_ttl: self.stream_ttl,
+            });
         }
-        if self.lease_ttl < Duration::from_millis(300) {
-            return Err("LEASE_TTL must be at least 300ms".into());
-        }
-        if self.stream_ttl < Duration::from_secs(1) {
-            return Err("STREAM_TTL must be at least 1s".into());
-        }
-        if matches!(&self.ai_service_token, Some(t) if t.len() < 16) {
-            return Err("AI_SERVICE_TOKEN must be at least 16 characters".into());
-        }
-        if !(self.demo_tokens_per_sec.is_finite() && self.demo_tokens_per_sec >= 0.0) {
-            return Err("DEMO_TOKENS_PER_SEC must be a number >= 0".into());
-        }
-        if let Some(id) = &self.replica_id {
-            if id.is_empty() || id.len() > 64 || id.contains(['{', '}', ' ']) {
-                return Err("REPLICA_ID must be 1-64 characters without braces or spaces".into());
-            }
-        }
-        service_kit::check_redis_url(&self.redis_url)?;
         Ok(())
+    }
+}
+
+/// Why a setting's value was refused (clap prints it after the setting's name).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    #[error("must be 1-64 characters without braces or spaces")]
+    ReplicaId,
+    #[error("must be a number >= 0")]
+    NotARate,
+    #[error("must be at least {0:?}")]
+    TooShort(Duration),
+}
+
+fn parse_replica_id(s: &str) -> Result<String, ValueError> {
+    if s.is_empty() || s.len() > 64 || s.contains(['{', '}', ' ']) {
+        return Err(ValueError::ReplicaId);
+    }
+    Ok(s.to_string())
+}
+
+fn parse_rate(s: &str) -> Result<f64, ValueError> {
+    match s.trim().parse::<f64>() {
+        Ok(r) if r.is_finite() && r >= 0.0 => Ok(r),
+        _ => Err(ValueError::NotARate),
+    }
+}
+
+fn at_least(s: &str, min: Duration) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d < min => Err(ValueError::TooShort(min).to_string()),
+        d => Ok(d),
+    }
+}
+
+fn parse_lease_ttl(s: &str) -> Result<Duration, String> {
+    at_least(s, Duration::from_millis(300))
+}
+
+fn parse_stream_ttl(s: &str) -> Result<Duration, String> {
+    at_least(s, Duration::from_secs(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_valid() {
+        use clap::CommandFactory;
+        AiCli::command().debug_assert();
     }
 }

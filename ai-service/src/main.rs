@@ -3,7 +3,7 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    let config = ai_service::config::Config::parse();
-    service_kit::init_logging(config.log_format);
-    service_kit::run_main("ai-service", ai_service::server::run(config))
+    let cli = ai_service::config::AiCli::parse();
+    service_kit::init_logging(cli.common.log_format);
+    service_kit::run_main("ai-service", ai_service::server::run(cli))
 }

@@ -11,10 +11,11 @@ use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpServer};
+use service_kit::CommonArgs;
 use store::{Feed, MemoryStoreConfig, RedisStoreConfig, StoreBackend};
 
 use crate::api::{self, ApiState};
-use crate::config::{Config, ProviderKind};
+use crate::config::{AiCli, Config, ProviderKind};
 use crate::provider::demo::DemoProvider;
 use crate::provider::openai::{OpenAiConfig, OpenAiProvider};
 use crate::provider::Provider;
@@ -37,23 +38,22 @@ fn provider(config: &Config) -> Result<Arc<dyn Provider>, StartError> {
             cfg.first_token_timeout = config.upstream_first_token_timeout;
             cfg.idle_timeout = config.upstream_idle_timeout;
             cfg.max_retries = config.upstream_max_retries;
-            let provider =
-                OpenAiProvider::new(cfg).map_err(|e| StartError::Config(e.to_string()))?;
+            let provider = OpenAiProvider::new(cfg).map_err(StartError::config)?;
             Ok(Arc::new(provider))
         }
     }
 }
 
 /// The Redis settings of this service's store.
-pub fn redis_store_config(config: &Config) -> RedisStoreConfig {
+pub fn redis_store_config(config: &Config, common: &CommonArgs) -> RedisStoreConfig {
     RedisStoreConfig {
         stream_ttl: config.stream_ttl,
         cancel_grace: config.cancel_grace,
-        command_timeout: config.redis_command_timeout,
+        command_timeout: common.redis.command_timeout,
         lease_ttl: config.lease_ttl,
         history_turns: config.history_turns,
         session_ttl: config.session_ttl,
-        ..RedisStoreConfig::new(config.redis_url.clone())
+        ..RedisStoreConfig::new(common.redis.url.clone())
     }
 }
 
@@ -67,15 +67,6 @@ pub fn memory_store_config(config: &Config) -> MemoryStoreConfig {
         session_ttl: config.session_ttl,
         ..MemoryStoreConfig::default()
     }
-}
-
-/// Binds the API's address (before anything else starts, so a port in use fails cleanly).
-pub fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
-    let listener = TcpListener::bind(addr).map_err(|source| StartError::Bind { addr, source })?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|source| StartError::Bind { addr, source })?;
-    Ok(listener)
 }
 
 /// A started ai-service.
@@ -112,13 +103,14 @@ impl Running {
 /// Starts the service on `backend`, serving the API on `listener`. Returns once it serves.
 pub async fn start(
     config: &Config,
+    common: &CommonArgs,
     listener: TcpListener,
     backend: StoreBackend,
 ) -> Result<Running, StartError> {
-    config.validate().map_err(StartError::Config)?;
+    config.validate().map_err(StartError::config)?;
     service_kit::install_metrics();
     let addr = listener.local_addr().map_err(|source| StartError::Bind {
-        addr: config.addr,
+        addr: SocketAddr::from(([0, 0, 0, 0], 0)),
         source,
     })?;
     let replica_id = config.replica_id.clone().unwrap_or_else(random_replica_id);
@@ -149,7 +141,7 @@ pub async fn start(
     let state = web::Data::new(ApiState {
         service: service.clone(),
         feed: feed.clone(),
-        auth: crate::auth::ApiAuth::new(config.ai_service_token.as_deref()),
+        auth: crate::auth::ApiAuth::new(common.ai_service_token.as_ref()),
     });
     let server =
         HttpServer::new(move || App::new().app_data(state.clone()).configure(api::configure))
@@ -173,8 +165,8 @@ pub async fn start(
         openai_base_url = %config.openai_base_url,
         openai_model = %config.openai_model,
         openai_api_key = if config.openai_api_key.is_some() { "set" } else { "unset" },
-        shutdown_timeout = ?config.shutdown_timeout,
-        redis_command_timeout = ?config.redis_command_timeout,
+        shutdown_timeout = ?common.shutdown_timeout,
+        redis_command_timeout = ?common.redis.command_timeout,
         "ai-service listening"
     );
     let handle = server.handle();
@@ -184,17 +176,17 @@ pub async fn start(
         feed,
         handle,
         server_task,
-        shutdown_timeout: config.shutdown_timeout,
+        shutdown_timeout: common.shutdown_timeout,
         addr,
     })
 }
 
 /// The `ai-service` binary: runs on Redis until SIGTERM/SIGINT, then shuts down gracefully.
-pub async fn run(config: Config) -> Result<(), StartError> {
-    config.validate().map_err(StartError::Config)?;
-    let listener = bind(config.addr)?;
-    let backend = StoreBackend::redis(&redis_store_config(&config)).await?;
-    let running = start(&config, listener, backend).await?;
+pub async fn run(cli: AiCli) -> Result<(), StartError> {
+    cli.config.validate().map_err(StartError::config)?;
+    let listener = service_kit::bind(cli.addr)?;
+    let backend = StoreBackend::redis(&redis_store_config(&cli.config, &cli.common)).await?;
+    let running = start(&cli.config, &cli.common, listener, backend).await?;
     service_kit::shutdown_signal().await;
     tracing::info!("shutdown requested");
     running.shutdown().await;

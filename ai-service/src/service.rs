@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use shared_proto::api::MessageView;
 use shared_proto::{CancelStatus, MessageState};
-use store::{Cancelled, Created, FeedEvent, FeedHandler, MessageRef, Store, StoreError};
+use store::{lifecycle, Cancelled, Created, FeedEvent, FeedHandler, MessageRef, Store, StoreError};
 use uuid::Uuid;
 
 use crate::generation::Generation;
@@ -100,13 +100,14 @@ impl Service {
             };
             return Ok(Started::Accepted(state));
         };
-        let created = match self.store.create(&msg, &self.replica_id, &content).await {
-            Ok(c) => c,
-            Err(e) => {
-                self.registry.remove(&msg);
-                return Err(e);
-            }
-        };
+        let created =
+            match lifecycle::create(self.store.as_ref(), &msg, &self.replica_id, &content).await {
+                Ok(c) => c,
+                Err(e) => {
+                    self.registry.remove(&msg);
+                    return Err(e);
+                }
+            };
         match created {
             Created::New => {}
             Created::Exists(state) => {
@@ -115,9 +116,12 @@ impl Service {
                 return Ok(Started::Accepted(state));
             }
             Created::CancelledFirst { canceller } => {
-                // A cancel came first and won; its replica waits to hear that it did.
+                // A cancel came first and won; its replica waits to hear that it did (another
+                // replica was nudged by `lifecycle::create`).
                 self.registry.remove(&msg);
-                self.tell_canceller(&canceller, &msg).await;
+                if canceller == self.replica_id {
+                    self.remembered.created(&msg);
+                }
                 return Ok(Started::Accepted(MessageState::Cancelled));
             }
         }
@@ -146,18 +150,6 @@ impl Service {
         Ok(Started::Accepted(MessageState::Queued))
     }
 
-    /// Tells the replica whose cancel's tombstone ended `msg` at its create (see [`Remembered`]).
-    async fn tell_canceller(&self, canceller: &str, msg: &MessageRef) {
-        if canceller == self.replica_id {
-            self.remembered.created(msg);
-        } else if !canceller.is_empty() {
-            if let Err(e) = self.store.nudge(canceller, msg).await {
-                // The canceller still learns it from the store when its wait ends.
-                tracing::debug!(%msg, canceller, error = %e, "could not tell the canceller");
-            }
-        }
-    }
-
     /// Cancels a message, whichever replica runs it, and even before it exists: a cancel that
     /// overtook its message's create is remembered by the store and wins when the create comes
     /// (see [`Remembered`]); this call then waits a moment for that create, so that it can
@@ -165,41 +157,32 @@ impl Service {
     pub async fn cancel(&self, msg: MessageRef) -> Result<CancelStatus, StoreError> {
         // Watch before the store call: the create's nudge may come right after it.
         let watch = self.remembered.watch(msg);
-        let first = match self.store.cancel(&msg, &self.replica_id).await? {
+        let first = match self.cancel_once(&msg).await? {
             Cancelled::Remembered { first } => first,
-            other => return Ok(self.after_cancel(&msg, other).await),
+            other => return Ok(other.status()),
         };
         watch.created_within(REMEMBERED_CANCEL_WAIT).await;
         drop(watch);
         // Whatever the wait saw (the create's nudge, or nothing: a lost nudge, a create that is
         // later still, an id nobody creates), the store says how it stands now.
-        Ok(match self.store.cancel(&msg, &self.replica_id).await? {
+        Ok(match self.cancel_once(&msg).await? {
             // Created by the tombstone this call wrote: this cancel ended it.
             Cancelled::AlreadyEnded(CancelStatus::AlreadyCancelled) if first => {
                 CancelStatus::Cancelling
             }
-            Cancelled::Remembered { .. } => CancelStatus::NotFound,
-            other => self.after_cancel(&msg, other).await,
+            other => other.status(),
         })
     }
 
-    /// The answer to a cancel the store has made; when it ended a running message, the
-    /// generation is stopped here or its owner is nudged.
-    async fn after_cancel(&self, msg: &MessageRef, cancelled: Cancelled) -> CancelStatus {
-        if let Cancelled::Ended { owner } = &cancelled {
+    /// One cancel transition; when it ended a generation that runs here, stops it (one that
+    /// runs elsewhere was nudged by `lifecycle::cancel`).
+    async fn cancel_once(&self, msg: &MessageRef) -> Result<Cancelled, StoreError> {
+        let cancelled = lifecycle::cancel(self.store.as_ref(), msg, &self.replica_id).await?;
+        if let Cancelled::Ended { .. } = &cancelled {
             // The terminal entry is written; now make the producer drop its upstream call.
-            if !self.registry.stop(msg, StopReason::Cancelled) {
-                if let Some(owner) = owner.as_deref() {
-                    if owner != self.replica_id {
-                        if let Err(e) = self.store.nudge(owner, msg).await {
-                            // The owner still stops at its next append; only slower.
-                            tracing::warn!(%msg, owner, error = %e, "cancel nudge failed");
-                        }
-                    }
-                }
-            }
+            self.registry.stop(msg, StopReason::Cancelled);
         }
-        cancelled.status()
+        Ok(cancelled)
     }
 
     /// The message's state and text so far.

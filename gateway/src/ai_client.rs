@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use service_kit::Secret;
 use shared_proto::api::{ApiError, CancelResponse, StartMessageRequest, StartMessageResponse};
 use shared_proto::{CancelStatus, ErrorCode, MessageState};
 use uuid::Uuid;
@@ -70,37 +71,39 @@ impl std::fmt::Debug for AiClient {
     }
 }
 
+/// Why the ai-service client could not be built (at start: exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum AiClientError {
+    #[error("AI_SERVICE_URL: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("AI_SERVICE_TOKEN is not a valid HTTP header value")]
+    Token,
+}
+
 impl AiClient {
-    pub fn new(base: &str) -> Result<Self, reqwest::Error> {
+    /// A client of `base`, sending `Authorization: Bearer <token>` with every request when
+    /// `AI_SERVICE_TOKEN` is set. A token that cannot be sent is refused here, never dropped.
+    pub fn new(base: &str, token: Option<&Secret>) -> Result<Self, AiClientError> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
             .timeout(Duration::from_secs(10))
             .pool_max_idle_per_host(256)
             .build()?;
+        let auth = match token {
+            Some(t) => {
+                let mut v =
+                    reqwest::header::HeaderValue::from_str(&format!("Bearer {}", t.expose()))
+                        .map_err(|_| AiClientError::Token)?;
+                v.set_sensitive(true);
+                Some(v)
+            }
+            None => None,
+        };
         Ok(AiClient {
             http,
             base: base.trim_end_matches('/').to_string(),
-            auth: None,
+            auth,
         })
-    }
-
-    /// Sends `Authorization: Bearer <token>` with every request (`AI_SERVICE_TOKEN`). A token
-    /// that is not a valid header value is dropped with an error log (the ai-service then
-    /// answers 401, which clients see as `ai_service_unavailable`).
-    pub fn with_token(mut self, token: Option<&str>) -> Self {
-        self.auth = token.and_then(|t| {
-            match reqwest::header::HeaderValue::from_str(&format!("Bearer {t}")) {
-                Ok(mut v) => {
-                    v.set_sensitive(true);
-                    Some(v)
-                }
-                Err(_) => {
-                    tracing::error!("AI_SERVICE_TOKEN is not a valid header value; not sent");
-                    None
-                }
-            }
-        });
-        self
     }
 
     fn post(&self, url: String) -> reqwest::RequestBuilder {

@@ -1,29 +1,26 @@
-//! The WebSocket gateway.
+//! The WebSocket gateway: browsers in, answers streamed out.
 //!
-//! - [`sink`]: the one writer per connection (bounded in bytes and time);
-//! - [`streams`]: exactly-once, in-order delivery per followed message (live + log backfill);
-//! - [`hub`]: connections by session, and the router from the Redis feed;
-//! - [`connection`]: handshake, read loop, frame handlers; [`starts`]: chats in flight, which a
-//!   cancel behind them waits for; [`frame_guard`]: frame size limits
-//!   from the headers;
-//! - [`ai_client`]: the ai-service HTTP client; [`resume_token`]: HMAC resume tokens;
-//! - [`auth`]: JWTs and the Origin policy; [`limits`]: connection and rate limits;
-//! - [`readiness`]: `/readyz` by a pub/sub round trip; [`telemetry`]: the metric series;
-//! - [`server`]: wiring and shutdown; [`config`]: settings.
+//! - [`socket`]: one WebSocket connection — the handshake, the read loop, one file per client
+//!   command, the frame size guard;
+//! - [`delivery`]: from the store's feed to each connection, exactly once and in order — the
+//!   hub, the per-message cursors, the watchdog;
+//! - [`sink`]: the one writer per connection (bounded in bytes and time), generic over what it
+//!   writes to;
+//! - [`security`]: JWTs, origins, resume tokens, connection and rate limits;
+//! - [`ai_client`]: the ai-service HTTP client; [`readiness`]: `/readyz` by a pub/sub round
+//!   trip; [`telemetry`]: the metric series; [`web_client`]: the reference page;
+//! - [`config`]: settings; [`state`]: what every handler shares; [`tasks`]: every task the
+//!   gateway starts; [`server`]: wiring and shutdown.
 
 pub mod ai_client;
-pub mod auth;
 pub mod config;
-pub mod connection;
-pub mod frame_guard;
-pub mod hub;
-pub mod limits;
+pub mod delivery;
 pub mod readiness;
-pub mod resume_token;
+pub mod security;
 pub mod server;
 pub mod sink;
-pub mod starts;
+pub mod socket;
 pub mod state;
-pub mod streams;
+pub mod tasks;
 pub mod telemetry;
 pub mod web_client;

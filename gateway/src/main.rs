@@ -3,7 +3,7 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    let config = gateway::config::Config::parse();
-    service_kit::init_logging(config.log_format);
-    service_kit::run_main("gateway", gateway::server::run(config))
+    let cli = gateway::config::GatewayCli::parse();
+    service_kit::init_logging(cli.common.log_format);
+    service_kit::run_main("gateway", gateway::server::run(cli))
 }

@@ -1,5 +1,6 @@
 //! Wiring: configuration → store, feed, hub → HTTP server, with an explicit shutdown path
-//! (not ready, close every socket with 1001, stop the server, close the feed).
+//! (not ready, close every socket with 1001, wait for every task the gateway started, stop the
+//! server, close the feed).
 //!
 //! [`run`] is the `gateway` binary (Redis). [`start`] is the same gateway on any
 //! [`StoreBackend`] and an already-bound listener, so the single-process mode (`streamline`)
@@ -11,21 +12,22 @@ use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpResponse, HttpServer};
+use service_kit::CommonArgs;
 use store::{Feed, RedisStoreConfig, StoreBackend};
 
 use crate::ai_client::AiClient;
-use crate::config::Config;
-use crate::connection::ws_route;
-use crate::hub::{Hub, HubFeed};
-use crate::resume_token::ResumeTokens;
+use crate::config::{Config, GatewayCli};
+use crate::delivery::hub::{Hub, HubFeed};
+use crate::delivery::watchdog;
+use crate::security::resume_token::ResumeTokens;
+use crate::socket::handshake::ws_route;
 use crate::state::AppState;
+use crate::tasks::Drained;
 
 pub use service_kit::StartError;
 
 async fn metrics_route() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(service_kit::render_metrics())
+    service_kit::metrics_response()
 }
 
 /// Turns Nagle's algorithm off on every accepted socket.
@@ -37,56 +39,19 @@ fn set_nodelay(conn: &dyn std::any::Any, _ext: &mut actix_web::dev::Extensions) 
     }
 }
 
-async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().content_type("text/plain").body("ok")
-}
-
-/// How often followed messages are checked for lost live entries and dead producers.
-const WATCHDOG_PERIOD: Duration = Duration::from_secs(1);
-/// A followed message with no progress for this long has its log re-read (and, if its owner's
-/// lease has expired, is ended as `worker_lost`).
-const WATCHDOG_IDLE: Duration = Duration::from_secs(2);
-
-/// The safety net under live delivery: no client waits forever for a message whose last live
-/// entry was lost or whose producer died.
-async fn watchdog(hub: Arc<Hub>, shutdown: tokio_util::sync::CancellationToken) {
-    let mut tick = tokio::time::interval(WATCHDOG_PERIOD);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tick.tick() => {
-                for conn in hub.connections() {
-                    conn.streams.check_idle(WATCHDOG_IDLE);
-                }
-            }
-        }
-    }
-}
-
 /// The Redis settings of the gateway's store. The gateway reads, and writes only the
-/// `worker_lost` takeover; retention and history are the ai-service's settings (a takeover
-/// uses the defaults).
-pub fn redis_store_config(config: &Config) -> RedisStoreConfig {
+/// `worker_lost` takeover and a cancel when the ai-service is away; retention and history are
+/// the ai-service's settings (those writes use the defaults).
+pub fn redis_store_config(common: &CommonArgs) -> RedisStoreConfig {
     RedisStoreConfig {
-        command_timeout: config.redis_command_timeout,
-        ..RedisStoreConfig::new(config.redis_url.clone())
+        command_timeout: common.redis.command_timeout,
+        ..RedisStoreConfig::new(common.redis.url.clone())
     }
-}
-
-/// Binds the gateway's address (before anything else starts, so a port in use fails cleanly).
-pub fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
-    let listener = TcpListener::bind(addr).map_err(|source| StartError::Bind { addr, source })?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|source| StartError::Bind { addr, source })?;
-    Ok(listener)
 }
 
 /// A started gateway.
 pub struct Running {
     state: web::Data<AppState>,
-    hub: Arc<Hub>,
     feed: Arc<dyn Feed>,
     handle: ServerHandle,
     server_task: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -100,17 +65,17 @@ impl Running {
         self.addr
     }
 
-    /// Graceful stop: turn not-ready, close every socket with 1001 (waiting up to
-    /// `SHUTDOWN_TIMEOUT` for them to close), stop the server, close the feed.
+    /// Graceful stop: turn not-ready, close every socket with 1001 and wait (up to
+    /// `SHUTDOWN_TIMEOUT`) for every task the gateway started to end, stop the server, close
+    /// the feed.
     pub async fn shutdown(self) {
         tracing::info!(
-            connections = self.hub.len(),
+            connections = self.state.hub.len(),
             "shutdown requested; closing sockets with 1001"
         );
         self.state.begin_shutdown();
-        let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
-        while !self.hub.is_empty() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        if let Drained::TimedOut { running } = self.state.tasks.wait(self.shutdown_timeout).await {
+            tracing::warn!(running, "SHUTDOWN_TIMEOUT reached with tasks still running");
         }
         self.handle.stop(false).await;
         let _ = self.server_task.await;
@@ -122,17 +87,18 @@ impl Running {
 /// Starts the gateway on `backend`, serving on `listener`. Returns once it serves.
 pub async fn start(
     config: &Config,
+    common: &CommonArgs,
     listener: TcpListener,
     backend: StoreBackend,
 ) -> Result<Running, StartError> {
-    config.validate().map_err(StartError::Config)?;
+    config.validate().map_err(StartError::config)?;
     service_kit::install_metrics();
     let addr = listener.local_addr().map_err(|source| StartError::Bind {
-        addr: config.addr,
+        addr: SocketAddr::from(([0, 0, 0, 0], 0)),
         source,
     })?;
     let tokens = match &config.auth_secret {
-        Some(secret) => ResumeTokens::new(secret.as_bytes()),
+        Some(secret) => ResumeTokens::new(secret.expose().as_bytes()),
         None => {
             tracing::warn!(
                 "AUTH_SECRET is not set: /ws accepts anonymous clients (no JWT), and resume \
@@ -142,8 +108,8 @@ pub async fn start(
             ResumeTokens::new(uuid::Uuid::new_v4().as_bytes())
         }
     };
-    let ai = AiClient::new(&config.ai_service_url)
-        .map_err(|e| StartError::Config(format!("AI_SERVICE_URL: {e}")))?;
+    let ai = AiClient::new(&config.ai_service_url, common.ai_service_token.as_ref())
+        .map_err(StartError::config)?;
     let hub = Arc::new(Hub::default());
     // /readyz: a pub/sub round trip through the feed (see readiness.rs).
     let probe = web::Data::new(crate::readiness::Probe::new());
@@ -165,7 +131,7 @@ pub async fn start(
             .app_data(app_state.clone())
             .app_data(probe.clone())
             .route("/ws", web::get().to(ws_route))
-            .route("/healthz", web::get().to(healthz))
+            .route("/healthz", web::get().to(service_kit::healthz))
             .route("/readyz", web::get().to(crate::readiness::readyz))
             .route("/metrics", web::get().to(metrics_route))
             .configure(crate::web_client::configure)
@@ -175,7 +141,7 @@ pub async fn start(
     // second one back for up to 40 ms.
     .on_connect(set_nodelay)
     .disable_signals()
-    .shutdown_timeout(config.shutdown_timeout.as_secs().max(1))
+    .shutdown_timeout(common.shutdown_timeout.as_secs().max(1))
     .listen(listener)
     .map_err(|source| StartError::Bind { addr, source })?
     .run();
@@ -189,31 +155,32 @@ pub async fn start(
         send_timeout = ?config.send_timeout,
         max_frame_bytes = config.max_frame_bytes,
         max_content_bytes = config.max_content_bytes,
-        shutdown_timeout = ?config.shutdown_timeout,
-        redis_command_timeout = ?config.redis_command_timeout,
+        shutdown_timeout = ?common.shutdown_timeout,
+        redis_command_timeout = ?common.redis.command_timeout,
         auth_secret = if config.auth_secret.is_some() { "set" } else { "unset" },
         "gateway listening"
     );
     let handle = server.handle();
     let server_task = tokio::spawn(server);
-    tokio::spawn(watchdog(hub.clone(), state.shutdown.clone()));
+    state
+        .tasks
+        .spawn(watchdog::run(hub, state.shutdown.clone()));
     Ok(Running {
         state,
-        hub,
         feed,
         handle,
         server_task,
-        shutdown_timeout: config.shutdown_timeout,
+        shutdown_timeout: common.shutdown_timeout,
         addr,
     })
 }
 
 /// The `gateway` binary: runs on Redis until SIGTERM/SIGINT, then shuts down gracefully.
-pub async fn run(config: Config) -> Result<(), StartError> {
-    config.validate().map_err(StartError::Config)?;
-    let listener = bind(config.addr)?;
-    let backend = StoreBackend::redis(&redis_store_config(&config)).await?;
-    let running = start(&config, listener, backend).await?;
+pub async fn run(cli: GatewayCli) -> Result<(), StartError> {
+    cli.config.validate().map_err(StartError::config)?;
+    let listener = service_kit::bind(cli.addr)?;
+    let backend = StoreBackend::redis(&redis_store_config(&cli.common)).await?;
+    let running = start(&cli.config, &cli.common, listener, backend).await?;
     service_kit::shutdown_signal().await;
     running.shutdown().await;
     Ok(())

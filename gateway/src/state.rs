@@ -7,10 +7,11 @@ use store::{Feed, Store};
 use tokio_util::sync::CancellationToken;
 
 use crate::ai_client::AiClient;
-use crate::auth::Security;
 use crate::config::Config;
-use crate::hub::Hub;
-use crate::resume_token::ResumeTokens;
+use crate::delivery::hub::Hub;
+use crate::security::resume_token::ResumeTokens;
+use crate::security::Security;
+use crate::tasks::Tasks;
 
 /// Shared state of one gateway.
 pub struct AppState {
@@ -20,8 +21,10 @@ pub struct AppState {
     pub hub: Arc<Hub>,
     pub ai: AiClient,
     pub tokens: ResumeTokens,
-    /// Authentication, origins and connection limits of `/ws` (built from `config`).
+    /// Authentication, origins and connection limits of `/ws`.
     pub security: Security,
+    /// Every task the gateway starts (shutdown waits for them).
+    pub tasks: Tasks,
     /// Cancelled on shutdown: every connection closes with 1001.
     pub shutdown: CancellationToken,
     draining: AtomicBool,
@@ -36,21 +39,16 @@ impl AppState {
         ai: AiClient,
         tokens: ResumeTokens,
     ) -> Self {
-        let security = Security::from_config(&config).unwrap_or_else(|e| {
-            tracing::error!(error = %e, "invalid security settings; refusing every client");
-            Security::locked_down(&config)
-        });
-        crate::telemetry::register(&config);
-        // The ai-service's bearer token travels with every request of the client.
-        let ai = ai.with_token(config.ai_service_token.as_deref());
+        crate::telemetry::register();
         AppState {
+            security: Security::new(&config),
             config,
             store,
             feed,
             hub,
             ai,
             tokens,
-            security,
+            tasks: Tasks::default(),
             shutdown: CancellationToken::new(),
             draining: AtomicBool::new(false),
         }

@@ -19,10 +19,8 @@
 
 use shared_proto::{CancelStatus, ErrorCode, ServerFrame};
 
-use crate::config::Config;
-
 /// Registers every series at zero (idempotent).
-pub fn register(_config: &Config) {
+pub fn register() {
     metrics::gauge!("gateway_connections").increment(0.0);
     metrics::gauge!("gateway_send_queue_bytes").increment(0.0);
     for reason in [
@@ -36,7 +34,7 @@ pub fn register(_config: &Config) {
     ] {
         metrics::counter!("gateway_connections_refused_total", "reason" => reason).increment(0);
     }
-    for reason in crate::auth::JwtError::ALL {
+    for reason in crate::security::jwt::JwtError::ALL {
         metrics::counter!("gateway_auth_failures_total", "reason" => reason.as_str()).increment(0);
     }
     for kind in ["chat", "cancel", "resume", "heartbeat", "invalid", "binary"] {

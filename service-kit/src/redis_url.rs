@@ -15,6 +15,11 @@ pub fn check_redis_url(url: &str) -> Result<(), String> {
     }
 }
 
+/// clap `value_parser` for `REDIS_URL`.
+pub fn parse_redis_url(url: &str) -> Result<String, String> {
+    check_redis_url(url).map(|()| url.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

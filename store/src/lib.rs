@@ -15,11 +15,15 @@
 //!   the live message still finds the end;
 //! - an entry is in the log before it is published, so "subscribe, then read the log, then
 //!   deduplicate by position" loses nothing.
+//!
+//! The services call the transitions through [`lifecycle`], which adds what must follow a
+//! transition (the nudges); they never compose store calls themselves.
 
 mod backend;
 mod error;
 mod feed;
 pub mod keys;
+pub mod lifecycle;
 pub mod memory;
 mod message;
 pub mod redis;

@@ -9,8 +9,8 @@ use std::sync::{Arc, RwLock};
 use store::{FeedEvent, FeedHandler};
 use uuid::Uuid;
 
+use super::streams::Streams;
 use crate::sink::Sink;
-use crate::streams::Streams;
 
 /// One connection of a session.
 #[derive(Clone)]

@@ -13,11 +13,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use shared_proto::{ErrorBody, ErrorCode, FinalStatus, ServerFrame, StreamChunk};
-use store::{MessageRef, Store};
+use store::{lifecycle, MessageRef, Store};
 use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::sink::Sink;
+use crate::tasks::Tasks;
 
 /// How long a backfill keeps retrying an unreachable store before it ends the message for the
 /// client as `failed/redis_unavailable` (so no client waits forever).
@@ -46,8 +47,6 @@ struct Cursor {
 enum Retry {
     /// Read again at once.
     Now,
-    /// The owner's lease expired: take the message over, then read again.
-    Reap,
     /// The store is unreachable: read again after a pause.
     Later,
     /// A long replay filled half the client's queue: wait for it to drain, then read on.
@@ -59,6 +58,7 @@ pub struct Streams {
     session_id: Uuid,
     sink: Sink,
     store: Arc<dyn Store>,
+    tasks: Tasks,
     cursors: Mutex<HashMap<Uuid, Cursor>>,
 }
 
@@ -70,11 +70,12 @@ pub enum Follow {
 }
 
 impl Streams {
-    pub fn new(session_id: Uuid, sink: Sink, store: Arc<dyn Store>) -> Arc<Self> {
+    pub fn new(session_id: Uuid, sink: Sink, store: Arc<dyn Store>, tasks: Tasks) -> Arc<Self> {
         Arc::new(Streams {
             session_id,
             sink,
             store,
+            tasks,
             cursors: Mutex::new(HashMap::new()),
         })
     }
@@ -199,7 +200,8 @@ impl Streams {
 
     fn spawn_backfill(self: &Arc<Self>, message_id: Uuid) {
         let this = self.clone();
-        tokio::spawn(async move { this.backfill(message_id).await });
+        self.tasks
+            .spawn(async move { this.backfill(message_id).await });
     }
 
     async fn backfill(&self, message_id: Uuid) {
@@ -207,11 +209,17 @@ impl Streams {
         let started = Instant::now();
         let mut delay = Duration::from_millis(50);
         loop {
+            if self.sink.is_finished() {
+                // The connection is gone: nobody to deliver to.
+                return;
+            }
             let from = match self.lock().get(&message_id) {
                 Some(c) => c.next_index,
                 None => return,
             };
-            let read = self.store.read(&msg, from).await;
+            // A message whose owner is lost is ended `worker_lost` by this read (see
+            // `store::lifecycle`), and the read shows that end.
+            let read = lifecycle::read_as_follower(self.store.as_ref(), &msg, from).await;
             let retry = {
                 let mut map = self.lock();
                 let Some(c) = map.get_mut(&message_id) else {
@@ -252,10 +260,6 @@ impl Streams {
                         } else if c.max_seen.is_some_and(|m| m >= c.next_index) {
                             // Something seen live was written after our read: read again.
                             Retry::Now
-                        } else if !read.lease_alive && !read.state.is_terminal() {
-                            // The producer died: end the message for everyone (compare-and-set,
-                            // so a racing owner or gateway cannot make it end twice).
-                            Retry::Reap
                         } else {
                             c.max_seen = None;
                             c.backfilling = false;
@@ -292,25 +296,7 @@ impl Streams {
             };
             match retry {
                 Retry::Now => {}
-                Retry::Drain => {
-                    while self.sink.queued_bytes() > self.sink.max_queue_bytes() / 2 {
-                        if self.sink.is_finished() {
-                            return;
-                        }
-                        tokio::time::sleep(Duration::from_millis(5)).await;
-                    }
-                }
-                Retry::Reap => match self.store.reap(&msg).await {
-                    Ok(store::Finished::Done { .. }) => {
-                        tracing::warn!(session_id = %self.session_id, %message_id,
-                            "producer lease expired: message ended as worker_lost");
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::debug!(error = %e, "reap failed; will retry");
-                        tokio::time::sleep(delay).await;
-                    }
-                },
+                Retry::Drain => self.sink.wait_below(self.sink.max_queue_bytes() / 2).await,
                 Retry::Later => {
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(1));

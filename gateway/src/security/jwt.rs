@@ -1,10 +1,4 @@
-//! Who may open `/ws`: JWT authentication (HS256 under `AUTH_SECRET`) and the Origin policy
-//! (`ALLOWED_ORIGINS`).
-//!
-//! A JWT travels either in the `token` query parameter or in the `Sec-WebSocket-Protocol`
-//! header as an offered protocol `bearer.<jwt>` (browsers cannot set other headers on a
-//! WebSocket). When a protocol carried it, the handshake answers with one protocol the client
-//! offered: [`APP_PROTOCOL`] if it was offered too, else the `bearer.` entry itself.
+//! JWT authentication of `/ws`: HS256 under `AUTH_SECRET`.
 //!
 //! Verification is strict and allocation-bounded: at most [`MAX_TOKEN_BYTES`], exactly three
 //! base64url parts, header `alg` must be `HS256` (so `none` and key-confusion tricks fail), the
@@ -21,11 +15,6 @@ use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// The application protocol a client may offer next to its `bearer.<jwt>` entry; selected in
-/// the handshake answer when offered.
-pub const APP_PROTOCOL: &str = "streamline.v1";
-/// Prefix of the `Sec-WebSocket-Protocol` entry that carries a JWT.
-pub const BEARER_PROTOCOL_PREFIX: &str = "bearer.";
 /// Longest accepted token.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 /// Longest accepted `sub`.
@@ -194,154 +183,6 @@ pub fn now_secs() -> u64 {
     shared_proto::now_ms() / 1000
 }
 
-/// Where the client put its token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OfferedToken {
-    pub token: String,
-    /// The protocol to select in the handshake answer, when the token came in
-    /// `Sec-WebSocket-Protocol`.
-    pub protocol: Option<String>,
-}
-
-/// Finds the JWT in `Sec-WebSocket-Protocol` (`bearer.<jwt>`) or else in the `token` query
-/// parameter.
-pub fn offered_token(protocol_headers: &[&str], query_token: Option<&str>) -> Option<OfferedToken> {
-    let offered: Vec<&str> = protocol_headers
-        .iter()
-        .flat_map(|h| h.split(','))
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .collect();
-    if let Some(entry) = offered
-        .iter()
-        .find(|p| p.starts_with(BEARER_PROTOCOL_PREFIX))
-    {
-        let token = entry[BEARER_PROTOCOL_PREFIX.len()..].to_string();
-        let protocol = if offered.contains(&APP_PROTOCOL) {
-            APP_PROTOCOL.to_string()
-        } else {
-            entry.to_string()
-        };
-        return Some(OfferedToken {
-            token,
-            protocol: Some(protocol),
-        });
-    }
-    query_token.map(|t| OfferedToken {
-        token: t.to_string(),
-        protocol: None,
-    })
-}
-
-/// Which browser origins may open `/ws` (`ALLOWED_ORIGINS`). A request without `Origin` is a
-/// non-browser client and is always allowed (Origin protects browsers' ambient credentials,
-/// which a non-browser client does not borrow).
-#[derive(Debug, Clone)]
-pub struct OriginPolicy {
-    /// `None`: any origin.
-    allowed: Option<Vec<String>>,
-}
-
-fn normalize_origin(s: &str) -> String {
-    s.trim().trim_end_matches('/').to_ascii_lowercase()
-}
-
-impl OriginPolicy {
-    /// Parses the comma list; empty or `*` allows any origin.
-    pub fn parse(list: Option<&str>) -> Result<Self, String> {
-        let Some(list) = list.map(str::trim).filter(|l| !l.is_empty()) else {
-            return Ok(OriginPolicy { allowed: None });
-        };
-        let mut allowed = Vec::new();
-        for item in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-            if item == "*" {
-                return Ok(OriginPolicy { allowed: None });
-            }
-            let ok = match reqwest::Url::parse(item) {
-                Ok(u) => {
-                    matches!(u.scheme(), "http" | "https")
-                        && u.host_str().is_some()
-                        && matches!(u.path(), "" | "/")
-                        && u.query().is_none()
-                }
-                Err(_) => false,
-            };
-            if !ok {
-                return Err(format!(
-                    "ALLOWED_ORIGINS: {item:?} is not an origin like https://chat.example.com"
-                ));
-            }
-            allowed.push(normalize_origin(item));
-        }
-        Ok(OriginPolicy {
-            allowed: Some(allowed),
-        })
-    }
-
-    pub fn allows_any(&self) -> bool {
-        self.allowed.is_none()
-    }
-
-    /// Whether a handshake with this `Origin` header (None: absent) may proceed.
-    pub fn allows(&self, origin: Option<&[u8]>) -> bool {
-        let Some(allowed) = &self.allowed else {
-            return true;
-        };
-        let Some(origin) = origin else {
-            return true;
-        };
-        match std::str::from_utf8(origin) {
-            Ok(o) => {
-                let o = normalize_origin(o);
-                allowed.contains(&o)
-            }
-            Err(_) => false,
-        }
-    }
-}
-
-/// Everything the `/ws` handshake checks, built once from the settings.
-pub struct Security {
-    /// `None`: no `AUTH_SECRET`, anonymous sessions.
-    pub jwt: Option<JwtVerifier>,
-    pub origins: OriginPolicy,
-    pub proxies: crate::limits::TrustedProxies,
-    pub connections: std::sync::Arc<crate::limits::ConnLimiter>,
-}
-
-impl Security {
-    pub fn from_config(config: &crate::config::Config) -> Result<Self, String> {
-        Ok(Security {
-            jwt: config
-                .auth_secret
-                .as_deref()
-                .map(|s| JwtVerifier::new(s.as_bytes())),
-            origins: OriginPolicy::parse(config.allowed_origins.as_deref())?,
-            proxies: crate::limits::TrustedProxies::parse(config.trusted_proxies.as_deref())?,
-            connections: crate::limits::ConnLimiter::new(
-                config.max_connections,
-                config.max_connections_per_ip,
-            ),
-        })
-    }
-
-    /// What to use if the settings somehow fail to parse after validation: no browser origin,
-    /// and JWTs required under a random key (nobody gets in).
-    pub fn locked_down(config: &crate::config::Config) -> Self {
-        Security {
-            jwt: Some(JwtVerifier::new(uuid::Uuid::new_v4().as_bytes())),
-            origins: OriginPolicy {
-                allowed: Some(Vec::new()),
-            },
-            proxies: crate::limits::TrustedProxies::default(),
-            connections: crate::limits::ConnLimiter::new(
-                config.max_connections,
-                config.max_connections_per_ip,
-            ),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -443,51 +284,6 @@ mod tests {
             v().verify(&parts.join("."), now),
             Err(JwtError::BadSignature)
         );
-    }
-
-    #[test]
-    fn finds_the_token_in_the_protocol_header_or_the_query() {
-        assert_eq!(
-            offered_token(&["streamline.v1, bearer.abc"], Some("q")),
-            Some(OfferedToken {
-                token: "abc".into(),
-                protocol: Some(APP_PROTOCOL.into())
-            })
-        );
-        assert_eq!(
-            offered_token(&["bearer.abc"], None),
-            Some(OfferedToken {
-                token: "abc".into(),
-                protocol: Some("bearer.abc".into())
-            })
-        );
-        assert_eq!(
-            offered_token(&["chat"], Some("q")),
-            Some(OfferedToken {
-                token: "q".into(),
-                protocol: None
-            })
-        );
-        assert_eq!(offered_token(&[], None), None);
-    }
-
-    #[test]
-    fn origin_policy() {
-        let any = OriginPolicy::parse(None).unwrap();
-        assert!(any.allows(Some(b"https://evil.example")));
-        let p =
-            OriginPolicy::parse(Some("https://chat.example.com, http://localhost:8080/")).unwrap();
-        assert!(p.allows(None));
-        assert!(p.allows(Some(b"https://chat.example.com")));
-        assert!(p.allows(Some(b"HTTPS://Chat.Example.com")));
-        assert!(p.allows(Some(b"http://localhost:8080")));
-        assert!(!p.allows(Some(b"https://chat.example.com.evil.net")));
-        assert!(!p.allows(Some(b"http://chat.example.com")));
-        assert!(!p.allows(Some(b"null")));
-        assert!(!p.allows(Some(b"\xff")));
-        assert!(OriginPolicy::parse(Some("*")).unwrap().allows_any());
-        assert!(OriginPolicy::parse(Some("chat.example.com")).is_err());
-        assert!(OriginPolicy::parse(Some("https://x.example/path")).is_err());
     }
 
     proptest! {

@@ -1,0 +1,235 @@
+//! The only way to write to a client's socket.
+//!
+//! Each connection has one writer task ([`writer`]) that owns the raw `actix_ws::Session`
+//! (through [`transport::WsTransport`]); nothing else in the gateway can reach it. Everyone
+//! else (the Redis feed, the frame handlers, the pinger) holds a [`Sink`] and *enqueues*: a push
+//! under a mutex that is never held across an await, so enqueueing never waits, whatever the
+//! client does. This is what makes interleaved frames (TEXT_PARTIAL_WRITING) impossible and
+//! what keeps a slow client from stalling anyone else.
+//!
+//! The queue is bounded in bytes (`SEND_QUEUE_BYTES`) and each write in time (`SEND_TIMEOUT`).
+//! actix-ws's own channel holds 32 frames and `Session::text().await` waits without limit when
+//! the peer stops reading, so both bounds are enforced here. A client over either is closed
+//! with 4008 "slow consumer". The close frame always gets out: room for it is reserved when the
+//! connection starts and used for nothing else.
+
+#[cfg(test)]
+mod tests;
+mod transport;
+mod writer;
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use shared_proto::{CloseCode, ServerFrame};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::tasks::Tasks;
+pub use transport::{Frame, PeerGone, Transport, WsTransport};
+
+/// The series written per frame, resolved once: `metrics::counter!` with a label builds a key
+/// and looks it up in the registry on every call, which is per-frame work on the hot path.
+struct FrameMetrics {
+    /// `gateway_frames_out_total` by [`ServerFrame::kind_index`].
+    frames_out: [metrics::Counter; ServerFrame::KINDS.len()],
+    token_latency: metrics::Histogram,
+}
+
+/// Resolved on first use, which is after `server::start` installed the recorder.
+fn frame_metrics() -> &'static FrameMetrics {
+    static METRICS: OnceLock<FrameMetrics> = OnceLock::new();
+    METRICS.get_or_init(|| FrameMetrics {
+        frames_out: ServerFrame::KINDS
+            .map(|kind| metrics::counter!("gateway_frames_out_total", "type" => kind)),
+        token_latency: metrics::histogram!("gateway_token_latency_seconds"),
+    })
+}
+
+/// Limits of one sink.
+#[derive(Debug, Clone, Copy)]
+pub struct SinkLimits {
+    pub max_queue_bytes: usize,
+    pub send_timeout: Duration,
+}
+
+/// A queued frame.
+enum Outgoing {
+    /// A JSON frame, with the producer's timestamp when it is a chunk (for the latency metric).
+    Text(String, Option<u64>),
+    Ping(Bytes),
+    Pong(Bytes),
+}
+
+impl Outgoing {
+    fn cost(&self) -> usize {
+        match self {
+            Outgoing::Text(t, _) => t.len(),
+            Outgoing::Ping(b) | Outgoing::Pong(b) => b.len(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Queue {
+    frames: VecDeque<Outgoing>,
+    bytes: usize,
+    /// Close after the queued frames (graceful).
+    close: Option<CloseCode>,
+    /// Close now, dropping the queue (slow consumer).
+    abort: bool,
+    /// The writer has finished; nothing more will be written.
+    finished: bool,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    /// Wakes the writer: a frame, a close or an abort was queued.
+    wake: Notify,
+    /// Wakes [`Sink::wait_below`]ers after a write; notified only while somebody waits.
+    drained: Notify,
+    drain_waiters: AtomicUsize,
+    limits: SinkLimits,
+    session_id: Uuid,
+    done: CancellationToken,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A handle that enqueues frames for one client. Cheap to clone; never blocks.
+#[derive(Clone)]
+pub struct Sink {
+    shared: Arc<Shared>,
+}
+
+impl Sink {
+    /// Starts the writer task for `session` (tracked by `tasks`) and returns the handle to it.
+    /// Must be called on the actix worker that serves the connection.
+    pub fn start(
+        session: actix_ws::Session,
+        limits: SinkLimits,
+        session_id: Uuid,
+        tasks: &Tasks,
+    ) -> Sink {
+        let (sink, writer) = Sink::with_transport(WsTransport::new(session), limits, session_id);
+        tasks.spawn_local(writer);
+        sink
+    }
+
+    /// A sink and its writer future over any transport (the caller runs the future).
+    pub fn with_transport<T: Transport + 'static>(
+        transport: T,
+        limits: SinkLimits,
+        session_id: Uuid,
+    ) -> (Sink, impl std::future::Future<Output = ()> + 'static) {
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue::default()),
+            wake: Notify::new(),
+            drained: Notify::new(),
+            drain_waiters: AtomicUsize::new(0),
+            limits,
+            session_id,
+            done: CancellationToken::new(),
+        });
+        let writer = writer::write_loop(transport, shared.clone());
+        (Sink { shared }, writer)
+    }
+
+    /// Enqueues a frame. Returns false if the sink is closed (the frame is dropped).
+    pub fn send(&self, frame: &ServerFrame) -> bool {
+        let ts = match frame {
+            ServerFrame::Chunk { ts, .. } => *ts,
+            _ => None,
+        };
+        frame_metrics().frames_out[frame.kind_index()].increment(1);
+        self.push(Outgoing::Text(frame.to_json(), ts))
+    }
+
+    /// Enqueues a WebSocket ping.
+    pub fn ping(&self, payload: &[u8]) -> bool {
+        self.push(Outgoing::Ping(Bytes::copy_from_slice(payload)))
+    }
+
+    /// Enqueues a WebSocket pong.
+    pub fn pong(&self, payload: &[u8]) -> bool {
+        self.push(Outgoing::Pong(Bytes::copy_from_slice(payload)))
+    }
+
+    fn push(&self, frame: Outgoing) -> bool {
+        let cost = frame.cost();
+        let mut q = self.shared.lock();
+        if q.finished || q.abort || q.close.is_some() {
+            return false;
+        }
+        if q.bytes + cost > self.shared.limits.max_queue_bytes {
+            // Over the byte bound: this client cannot keep up. Drop what it has not taken.
+            q.abort = true;
+            q.frames.clear();
+            q.bytes = 0;
+            drop(q);
+            self.shared.wake.notify_one();
+            return false;
+        }
+        q.bytes += cost;
+        q.frames.push_back(frame);
+        drop(q);
+        self.shared.wake.notify_one();
+        true
+    }
+
+    /// Closes the connection after the frames already queued.
+    pub fn close(&self, code: CloseCode) {
+        let mut q = self.shared.lock();
+        if q.close.is_none() {
+            q.close = Some(code);
+        }
+        drop(q);
+        self.shared.wake.notify_one();
+    }
+
+    /// The queue's bound (`SEND_QUEUE_BYTES`).
+    pub fn max_queue_bytes(&self) -> usize {
+        self.shared.limits.max_queue_bytes
+    }
+
+    /// Bytes queued and not yet handed to the socket.
+    pub fn queued_bytes(&self) -> usize {
+        self.shared.lock().bytes
+    }
+
+    /// Resolves once at most `bytes` are queued, or the writer has finished (a paced replay
+    /// waits here for the client to read).
+    pub async fn wait_below(&self, bytes: usize) {
+        self.shared.drain_waiters.fetch_add(1, Ordering::AcqRel);
+        loop {
+            let drained = self.shared.drained.notified();
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            if self.is_finished() || self.queued_bytes() <= bytes {
+                break;
+            }
+            tokio::select! {
+                _ = drained => {}
+                _ = self.shared.done.cancelled() => break,
+            }
+        }
+        self.shared.drain_waiters.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Resolves when the writer has finished (closed, peer gone, or slow consumer).
+    pub async fn finished(&self) {
+        self.shared.done.cancelled().await
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.shared.done.is_cancelled()
+    }
+}
