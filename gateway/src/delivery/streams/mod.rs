@@ -20,6 +20,9 @@ use uuid::Uuid;
 use crate::sink::Sink;
 use crate::tasks::Tasks;
 
+#[cfg(test)]
+mod tests;
+
 /// How long a backfill keeps retrying an unreachable store before it ends the message for the
 /// client as `failed/redis_unavailable` (so no client waits forever).
 const BACKFILL_OUTAGE_BUDGET: Duration = Duration::from_secs(15);
