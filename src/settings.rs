@@ -85,7 +85,8 @@ pub fn command(ai_owns_addr: bool) -> Command {
     }
     cmd.mut_arg("redis_url", |a| {
         a.hide_default_value(true).help(
-            "Redis URL (`redis://`, `rediss://`, `redis-cluster://host:port?node=…`). \
+            "Redis URL (`redis://`, `rediss://` (TLS), `redis-cluster://host:port?node=…`, \
+             `redis-sentinel://host:port?sentinelServiceName=NAME&node=…`). \
              Unset: the in-memory store, both services in this process [default: unset]",
         )
     })

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
-use service_kit::{parse_duration, LogFormat};
+use service_kit::{parse_duration, LogFormat, RedisTlsArgs};
 
 /// Which model answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -23,9 +23,14 @@ pub struct Config {
     #[arg(long, env = "AI_ADDR", default_value = "127.0.0.1:8081")]
     pub addr: SocketAddr,
 
-    /// Redis URL (`redis://`, `rediss://`, or `redis-cluster://host:port?node=…` for a cluster).
+    /// Redis URL: `redis://host:port[/db]`, `rediss://` (TLS, verified),
+    /// `redis-cluster://host:port?node=host:port…`, `redis-sentinel://host:port?sentinelServiceName=NAME&node=host:port…`
+    /// (and `rediss-cluster://`, `rediss-sentinel://`).
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     pub redis_url: String,
+
+    #[command(flatten)]
+    pub redis_tls: RedisTlsArgs,
 
     /// How long a finished message answers a cancel with `already_*` rather than `not_found`.
     #[arg(long, env = "CANCEL_GRACE", default_value = "30s", value_parser = parse_duration)]
@@ -149,7 +154,7 @@ impl Config {
                 return Err("REPLICA_ID must be 1-64 characters without braces or spaces".into());
             }
         }
-        service_kit::check_redis_url(&self.redis_url)?;
+        self.redis_tls.check(&self.redis_url)?;
         Ok(())
     }
 }

@@ -53,7 +53,7 @@ pub fn redis_store_config(config: &Config) -> RedisStoreConfig {
         lease_ttl: config.lease_ttl,
         history_turns: config.history_turns,
         session_ttl: config.session_ttl,
-        ..RedisStoreConfig::new(config.redis_url.clone())
+        ..RedisStoreConfig::new(config.redis_url.clone()).with_tls(config.redis_tls.files())
     }
 }
 

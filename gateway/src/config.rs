@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
-use service_kit::{parse_duration, LogFormat};
+use service_kit::{parse_duration, LogFormat, RedisTlsArgs};
 
 /// WebSocket gateway: browsers in, answers streamed out.
 #[derive(Debug, Clone, Parser)]
@@ -14,9 +14,14 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_ADDR", default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
 
-    /// Redis URL (`redis://`, `rediss://`, or `redis-cluster://host:port?node=…`).
+    /// Redis URL: `redis://host:port[/db]`, `rediss://` (TLS, verified),
+    /// `redis-cluster://host:port?node=host:port…`, `redis-sentinel://host:port?sentinelServiceName=NAME&node=host:port…`
+    /// (and `rediss-cluster://`, `rediss-sentinel://`).
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     pub redis_url: String,
+
+    #[command(flatten)]
+    pub redis_tls: RedisTlsArgs,
 
     /// Base URL of the ai-service.
     #[arg(long, env = "AI_SERVICE_URL", default_value = "http://127.0.0.1:8081")]
@@ -135,7 +140,7 @@ impl Config {
                 ))
             }
         }
-        service_kit::check_redis_url(&self.redis_url)?;
+        self.redis_tls.check(&self.redis_url)?;
         if matches!(&self.auth_secret, Some(s) if s.len() < 16) {
             return Err("AUTH_SECRET must be at least 16 characters".into());
         }

@@ -70,7 +70,7 @@ async fn watchdog(hub: Arc<Hub>, shutdown: tokio_util::sync::CancellationToken) 
 pub fn redis_store_config(config: &Config) -> RedisStoreConfig {
     RedisStoreConfig {
         command_timeout: config.redis_command_timeout,
-        ..RedisStoreConfig::new(config.redis_url.clone())
+        ..RedisStoreConfig::new(config.redis_url.clone()).with_tls(config.redis_tls.files())
     }
 }
 

@@ -5,7 +5,7 @@ mod duration;
 mod logging;
 mod metrics;
 mod process;
-mod redis_url;
+mod redis_tls;
 mod signal;
 mod start_error;
 
@@ -13,6 +13,6 @@ pub use duration::parse_duration;
 pub use logging::{init_logging, LogFormat};
 pub use metrics::{install_metrics, render_metrics};
 pub use process::run_main;
-pub use redis_url::check_redis_url;
+pub use redis_tls::RedisTlsArgs;
 pub use signal::shutdown_signal;
 pub use start_error::StartError;
