@@ -135,14 +135,20 @@ pub async fn start(
         let feed = feed.clone();
         let replica_id = replica_id.clone();
         tokio::spawn(async move {
+            // Said once at warn level: the store logs why it cannot connect, once per cause.
+            let mut failures = 0u64;
             loop {
                 match feed.subscribe_nudges(&replica_id).await {
                     Ok(()) => break,
-                    Err(e) => {
+                    Err(e) if failures == 0 => {
                         tracing::warn!(error = %e, "cannot subscribe to cancel nudges yet; retrying");
-                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, failures, "still cannot subscribe to cancel nudges")
                     }
                 }
+                failures += 1;
+                tokio::time::sleep(Duration::from_millis(500)).await;
             }
         });
     }

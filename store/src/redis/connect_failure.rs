@@ -15,6 +15,8 @@ use std::sync::Mutex;
 use fred::prelude::*;
 use tokio::sync::broadcast::error::RecvError;
 
+use super::{RedisEndpoint, Transport};
+
 /// The cause of a failed connection, as an operator needs to read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConnectFailure {
@@ -26,6 +28,10 @@ pub enum ConnectFailure {
     CertificateExpired,
     /// The server answered something that is not TLS: a plaintext Redis on a `rediss://` URL.
     NotTls,
+    /// A TLS connection attempt timed out. A plaintext Redis does this: it takes the TLS
+    /// ClientHello for the start of an inline command and waits for the rest, so the handshake
+    /// never completes; an unreachable host looks the same.
+    NoTlsAnswer,
     /// The server refused the handshake because it wants a client certificate (mutual TLS).
     ClientCertificateRequired,
     /// Any other TLS failure (rustls' own words).
@@ -37,8 +43,11 @@ pub enum ConnectFailure {
 impl ConnectFailure {
     /// Classifies fred's error. fred keeps an I/O error's `Debug` text (rustls' error variant
     /// names), so that text is what is matched; the unit tests pin it to rustls' real output.
-    pub fn classify(error: &Error) -> ConnectFailure {
+    pub fn classify(error: &Error, transport: Transport) -> ConnectFailure {
         let details = error.details();
+        if transport == Transport::Tls && *error.kind() == ErrorKind::Timeout {
+            return ConnectFailure::NoTlsAnswer;
+        }
         let has = |needle: &str| details.contains(needle);
         if has("UnknownIssuer") || has("BadSignature") || has("UnknownRevocationStatus") {
             ConnectFailure::UnknownCa
@@ -84,6 +93,10 @@ impl ConnectFailure {
             ConnectFailure::NotTls => "TLS handshake failed: the server did not answer TLS \
                 (a plaintext Redis on a rediss:// URL?)"
                 .into(),
+            ConnectFailure::NoTlsAnswer => "TLS handshake failed: the server did not answer TLS \
+                within the connection timeout (a plaintext Redis on a rediss:// URL, or an \
+                unreachable host)"
+                .into(),
             ConnectFailure::ClientCertificateRequired => "TLS handshake failed: the server \
                 wants a client certificate it accepts (REDIS_TLS_CERT_FILE/REDIS_TLS_KEY_FILE)"
                 .into(),
@@ -113,7 +126,8 @@ fn connected() {
 
 /// Watches `client`'s errors and (re)connections until the client is dropped; `role` names
 /// the client in the line (`commands`, `subscriber`).
-pub(crate) fn watch(client: &impl EventInterface, role: &'static str, target: String) {
+pub(crate) fn watch(client: &impl EventInterface, role: &'static str, endpoint: &RedisEndpoint) {
+    let (target, transport) = (endpoint.redacted_url.clone(), endpoint.transport);
     let mut errors = client.error_rx();
     let mut reconnects = client.reconnect_rx();
     tokio::spawn(async move {
@@ -124,7 +138,7 @@ pub(crate) fn watch(client: &impl EventInterface, role: &'static str, target: St
                         if error.is_canceled() {
                             continue;
                         }
-                        let failure = ConnectFailure::classify(&error);
+                        let failure = ConnectFailure::classify(&error, transport);
                         metrics::counter!("store_redis_connect_failures_total").increment(1);
                         if is_new(&failure) {
                             tracing::warn!(
@@ -183,11 +197,24 @@ mod tests {
         ];
         for (error, want) in cases {
             let fred = fred_error(error);
-            assert_eq!(ConnectFailure::classify(&fred), want, "{fred:?}");
+            assert_eq!(
+                ConnectFailure::classify(&fred, Transport::Tls),
+                want,
+                "{fred:?}"
+            );
         }
         let refused = Error::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
         assert!(matches!(
-            ConnectFailure::classify(&refused),
+            ConnectFailure::classify(&refused, Transport::Tls),
+            ConnectFailure::Other(_)
+        ));
+        let timeout = Error::new(ErrorKind::Timeout, "Request timed out.");
+        assert_eq!(
+            ConnectFailure::classify(&timeout, Transport::Tls),
+            ConnectFailure::NoTlsAnswer
+        );
+        assert!(matches!(
+            ConnectFailure::classify(&timeout, Transport::Plaintext),
             ConnectFailure::Other(_)
         ));
     }

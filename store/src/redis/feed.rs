@@ -38,7 +38,7 @@ impl RedisFeed {
     ) -> Result<Self, StoreError> {
         let sub = builder(endpoint, command_timeout, SUBSCRIBER_EVENTS_CAPACITY)
             .build_subscriber_client()?;
-        connect_failure::watch(&sub, "subscriber", endpoint.redacted_url.clone());
+        connect_failure::watch(&sub, "subscriber", endpoint);
         // Subscribe to the receivers before connecting, so nothing is missed.
         let messages = sub.message_rx();
         let reconnects = sub.reconnect_rx();

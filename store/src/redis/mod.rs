@@ -142,7 +142,7 @@ impl RedisStore {
             ));
         }
         let client = builder(endpoint, cfg.command_timeout, COMMAND_EVENTS_CAPACITY).build()?;
-        connect_failure::watch(&client, "commands", endpoint.redacted_url.clone());
+        connect_failure::watch(&client, "commands", endpoint);
         let _connection = client.connect();
         eviction::check_in_background(client.clone());
         let scripts = Scripts::new();
