@@ -499,6 +499,10 @@ impl RedisCluster {
     }
 
     /// The ports of the nodes still running.
+    pub fn running_ports(&self) -> Vec<u16> {
+        self.alive()
+    }
+
     fn alive(&self) -> Vec<u16> {
         self.ports
             .iter()
@@ -537,6 +541,12 @@ impl RedisCluster {
 
     /// The port of the master that serves `key`'s slot now (asked of a running node).
     pub fn master_of(&self, key: &str) -> u16 {
+        self.healthy_master_of(key)
+            .unwrap_or_else(|| panic!("no healthy master serves {key}'s slot"))
+    }
+
+    /// The master serving `key`'s slot, unless it is failing (or none is known yet).
+    fn healthy_master_of(&self, key: &str) -> Option<u16> {
         let alive = self.alive();
         let slot: u16 = cli(alive[0], &["cluster", "keyslot", key])
             .parse()
@@ -557,14 +567,10 @@ impl RedisCluster {
             });
             if serves {
                 let addr = fields[1].split('@').next().unwrap_or("");
-                return addr
-                    .rsplit(':')
-                    .next()
-                    .and_then(|p| p.parse().ok())
-                    .expect("port");
+                return addr.rsplit(':').next().and_then(|p| p.parse().ok());
             }
         }
-        panic!("no master serves slot {slot}: {nodes}");
+        None
     }
 
     /// SIGKILLs the master of `key`'s slot and waits until its replica has taken over and the
@@ -575,10 +581,12 @@ impl RedisCluster {
         self.procs[i].kill();
         let start = Instant::now();
         loop {
-            let now = self.master_of(key);
-            if now != old {
-                self.wait_ok_without(old);
-                return (old, now);
+            match self.healthy_master_of(key) {
+                Some(now) if now != old => {
+                    self.wait_ok_without(old);
+                    return (old, now);
+                }
+                _ => {}
             }
             assert!(
                 start.elapsed() < crate::PATIENCE,
