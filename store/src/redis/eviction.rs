@@ -64,13 +64,19 @@ pub(crate) fn check_in_background(client: Client) {
             }
             Err(_) => None,
         };
-        if let Some(EvictionRisk::MayEvict(policy)) = policy.as_deref().map(EvictionRisk::of) {
-            tracing::warn!(
-                maxmemory_policy = %policy,
-                "Redis may evict keys under memory pressure (maxmemory-policy {policy}): every \
-                 key of the store has a TTL, so a streaming answer's log can be evicted; set \
-                 maxmemory-policy noeviction (see deploy/README.md, Production Redis)"
-            );
+        match policy.as_deref().map(EvictionRisk::of) {
+            Some(EvictionRisk::None) => {
+                tracing::info!("Redis maxmemory-policy noeviction: keys are never evicted")
+            }
+            Some(EvictionRisk::MayEvict(policy)) => {
+                tracing::warn!(
+                    maxmemory_policy = %policy,
+                    "Redis may evict keys under memory pressure (maxmemory-policy {policy}): every \
+                     key of the store has a TTL, so a streaming answer's log can be evicted; set \
+                     maxmemory-policy noeviction (see deploy/README.md, Production Redis)"
+                );
+            }
+            None => {}
         }
     });
 }
