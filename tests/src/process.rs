@@ -233,37 +233,8 @@ impl RedisServer {
     /// TLS only (`--port 0 --tls-port P`), presenting `server` (a certificate of `pki`).
     pub fn start_tls(pki: &TestPki, server: &ServerCert, clients: ClientCerts) -> RedisServer {
         let mut args = no_persistence();
-        args.extend(
-            [
-                "--tls-cert-file",
-                &server.cert,
-                "--tls-key-file",
-                &server.key,
-                "--tls-ca-cert-file",
-                &pki.ca_cert,
-                "--tls-auth-clients",
-                match clients {
-                    ClientCerts::NotAsked => "no",
-                    ClientCerts::Required => "yes",
-                },
-            ]
-            .iter()
-            .map(|s| s.to_string()),
-        );
-        let cli_args = [
-            "--tls",
-            "--cacert",
-            &pki.ca_cert,
-            "--cert",
-            &pki.client_cert,
-            "--key",
-            &pki.client_key,
-            // redis-cli checks the name too; the harness only needs to know the port answers.
-            "--insecure",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        args.extend(pki.server_args(server, clients));
+        let cli_args = pki.cli_args();
         Self::launch(args, Some(TlsListener { cli_args }), None)
     }
 
@@ -327,17 +298,12 @@ impl RedisServer {
 
     /// Runs a redis-cli command and returns its output.
     pub fn cli(&self, args: &[&str]) -> String {
-        let mut cmd = Command::new("redis-cli");
-        if let Some(tls) = &self.tls {
-            cmd.args(&tls.cli_args);
-        }
-        let out = cmd
-            .arg("-p")
-            .arg(self.port.to_string())
-            .args(args)
-            .output()
-            .expect("redis-cli");
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        let tls = self
+            .tls
+            .as_ref()
+            .map(|t| t.cli_args.as_slice())
+            .unwrap_or(&[]);
+        cli_with(tls, self.port, args)
     }
 }
 
@@ -385,6 +351,44 @@ impl TestPki {
         pki.client_cert = client.cert;
         pki.client_key = client.key;
         pki
+    }
+
+    /// redis-server arguments presenting `server` and trusting this CA for clients.
+    fn server_args(&self, server: &ServerCert, clients: ClientCerts) -> Vec<String> {
+        [
+            "--tls-cert-file",
+            &server.cert,
+            "--tls-key-file",
+            &server.key,
+            "--tls-ca-cert-file",
+            &self.ca_cert,
+            "--tls-auth-clients",
+            match clients {
+                ClientCerts::NotAsked => "no",
+                ClientCerts::Required => "yes",
+            },
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    }
+
+    /// redis-cli arguments for a server of this CA.
+    fn cli_args(&self) -> Vec<String> {
+        [
+            "--tls",
+            "--cacert",
+            &self.ca_cert,
+            "--cert",
+            &self.client_cert,
+            "--key",
+            &self.client_key,
+            // redis-cli checks the name too; the harness only needs to know the port answers.
+            "--insecure",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
     }
 
     /// A server certificate for these names (DNS names or IP addresses).
@@ -646,17 +650,42 @@ pub struct RedisSentinels {
     servers: Vec<(u16, Proc)>,
     pub sentinel_ports: Vec<u16>,
     _sentinels: Vec<Proc>,
+    /// redis-cli's TLS arguments (empty: plaintext).
+    tls_cli: Vec<String>,
     _dir: TempDir,
 }
 
 impl RedisSentinels {
     pub fn start() -> RedisSentinels {
+        Self::launch(None)
+    }
+
+    /// Every server and Sentinel TLS only (`port 0`, `tls-replication yes`), presenting
+    /// `server` of `pki` (it must name 127.0.0.1: Sentinels announce addresses).
+    pub fn start_tls(pki: &TestPki, server: &ServerCert) -> RedisSentinels {
+        Self::launch(Some((pki, server)))
+    }
+
+    fn launch(tls: Option<(&TestPki, &ServerCert)>) -> RedisSentinels {
         let dir = TempDir::new("sentinel");
         let service = "streamline".to_string();
+        let tls_server: Vec<String> = match tls {
+            Some((pki, cert)) => {
+                let mut a = pki.server_args(cert, ClientCerts::NotAsked);
+                a.extend(["--tls-replication".to_string(), "yes".to_string()]);
+                a
+            }
+            None => Vec::new(),
+        };
+        let tls_cli = tls.map(|(pki, _)| pki.cli_args()).unwrap_or_default();
         let server = |port: u16, replica_of: Option<u16>| {
             let mut cmd = Command::new("redis-server");
-            cmd.args(["--port", &port.to_string()])
-                .args(no_persistence());
+            if tls.is_some() {
+                cmd.args(["--port", "0", "--tls-port", &port.to_string()]);
+            } else {
+                cmd.args(["--port", &port.to_string()]);
+            }
+            cmd.args(no_persistence()).args(&tls_server);
             if let Some(master) = replica_of {
                 cmd.args(["--replicaof", "127.0.0.1", &master.to_string()]);
             }
@@ -664,18 +693,28 @@ impl RedisSentinels {
         };
         let (master, replica) = (free_port(), free_port());
         let servers = vec![server(master, None), server(replica, Some(master))];
-        wait_pong(master);
-        wait_pong(replica);
+        wait_pong_with(&tls_cli, master);
+        wait_pong_with(&tls_cli, replica);
         let sentinel_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let sentinels = sentinel_ports
             .iter()
             .map(|port| {
                 // Sentinel rewrites its configuration file: one writable file per sentinel.
                 let conf = dir.file(&format!("sentinel-{port}.conf"));
+                // The TLS settings as config lines (`--tls-x y` → `tls-x y`).
+                let listen = if tls.is_some() {
+                    let lines: Vec<String> = tls_server
+                        .chunks(2)
+                        .map(|kv| format!("{} {}", kv[0].trim_start_matches("--"), kv[1]))
+                        .collect();
+                    format!("port 0\ntls-port {port}\n{}\n", lines.join("\n"))
+                } else {
+                    format!("port {port}\n")
+                };
                 std::fs::write(
                     &conf,
                     format!(
-                        "port {port}\nbind 127.0.0.1\ndir {dir}\n\
+                        "{listen}bind 127.0.0.1\ndir {dir}\n\
                          sentinel monitor {service} 127.0.0.1 {master} 2\n\
                          sentinel down-after-milliseconds {service} 1000\n\
                          sentinel failover-timeout {service} 3000\n\
@@ -694,6 +733,7 @@ impl RedisSentinels {
             servers,
             sentinel_ports,
             _sentinels: sentinels,
+            tls_cli,
             _dir: dir,
         };
         set.wait_settled(master);
@@ -707,8 +747,11 @@ impl RedisSentinels {
         'outer: while start.elapsed() < crate::PATIENCE {
             for port in &self.sentinel_ports {
                 let ok = self.reported_master(*port) == Some(master)
-                    && cli(*port, &["sentinel", "replicas", &self.service]).contains("127.0.0.1")
-                    && cli(*port, &["sentinel", "sentinels", &self.service])
+                    && self
+                        .cli_at(*port, &["sentinel", "replicas", &self.service])
+                        .contains("127.0.0.1")
+                    && self
+                        .cli_at(*port, &["sentinel", "sentinels", &self.service])
                         .matches("runid")
                         .count()
                         == 2;
@@ -723,10 +766,10 @@ impl RedisSentinels {
                 .map(|(p, _)| *p)
                 .filter(|p| *p != master)
                 .collect();
-            if replicas
-                .iter()
-                .all(|p| cli(*p, &["info", "replication"]).contains("master_link_status:up"))
-            {
+            if replicas.iter().all(|p| {
+                self.cli_at(*p, &["info", "replication"])
+                    .contains("master_link_status:up")
+            }) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -736,7 +779,7 @@ impl RedisSentinels {
 
     /// The master's port as `sentinel` reports it.
     fn reported_master(&self, sentinel: u16) -> Option<u16> {
-        let out = cli(
+        let out = self.cli_at(
             sentinel,
             &["sentinel", "get-master-addr-by-name", &self.service],
         );
@@ -766,7 +809,9 @@ impl RedisSentinels {
             if let Some(Some(new)) = reported.first() {
                 if *new != old
                     && reported.iter().all(|r| *r == Some(*new))
-                    && cli(*new, &["info", "replication"]).contains("role:master")
+                    && self
+                        .cli_at(*new, &["info", "replication"])
+                        .contains("role:master")
                 {
                     return *new;
                 }
@@ -782,15 +827,25 @@ impl RedisSentinels {
     /// `redis-sentinel://127.0.0.1:S1?sentinelServiceName=…&node=127.0.0.1:S2&node=…` (fred's
     /// syntax; every `node` is a Sentinel).
     pub fn url(&self) -> String {
+        let scheme = if self.tls_cli.is_empty() {
+            "redis-sentinel"
+        } else {
+            "rediss-sentinel"
+        };
         format!(
-            "redis-sentinel://127.0.0.1:{}?sentinelServiceName={}&node=127.0.0.1:{}&node=127.0.0.1:{}",
+            "{scheme}://127.0.0.1:{}?sentinelServiceName={}&node=127.0.0.1:{}&node=127.0.0.1:{}",
             self.sentinel_ports[0], self.service, self.sentinel_ports[1], self.sentinel_ports[2]
         )
     }
 
+    /// Runs a command on the server or Sentinel at `port`.
+    pub fn cli_at(&self, port: u16, args: &[&str]) -> String {
+        cli_with(&self.tls_cli, port, args)
+    }
+
     /// Runs a command on the current master.
     pub fn cli(&self, args: &[&str]) -> String {
-        cli(self.master(), args)
+        self.cli_at(self.master(), args)
     }
 }
 
@@ -804,7 +859,13 @@ impl Drop for RedisCluster {
 }
 
 fn cli(port: u16, args: &[&str]) -> String {
+    cli_with(&[], port, args)
+}
+
+/// redis-cli with `tls` arguments first (empty: plaintext).
+fn cli_with(tls: &[String], port: u16, args: &[&str]) -> String {
     let out = Command::new("redis-cli")
+        .args(tls)
         .arg("-p")
         .arg(port.to_string())
         .args(args)
@@ -816,9 +877,13 @@ fn cli(port: u16, args: &[&str]) -> String {
 }
 
 fn wait_pong(port: u16) {
+    wait_pong_with(&[], port)
+}
+
+fn wait_pong_with(tls: &[String], port: u16) {
     let start = Instant::now();
     while start.elapsed() < crate::PATIENCE {
-        if cli(port, &["ping"]) == "PONG" {
+        if cli_with(tls, port, &["ping"]) == "PONG" {
             return;
         }
         std::thread::sleep(Duration::from_millis(20));

@@ -1,7 +1,8 @@
 //! TLS to Redis with real processes: a `redis-server` that only speaks TLS (`--port 0`), with
 //! a CA and certificates made by the test, and the real binaries.
 //!
-//! - a chat streams over `rediss://` with the test CA, and over mutual TLS;
+//! - a chat streams over `rediss://` with the test CA, over mutual TLS, and over
+//!   `rediss-sentinel://` before and after a failover;
 //! - a `rediss://` URL never ends in plaintext: against a plaintext server, with an unknown
 //!   CA, with a certificate for another host name, or without the client certificate a server
 //!   requires, the service stays not-ready (`/readyz` 503, while a control instance on a good
@@ -15,7 +16,8 @@ use std::time::{Duration, Instant};
 use e2e_tests::metrics::metric;
 use e2e_tests::process::bin_path;
 use e2e_tests::{
-    free_port, AiService, ClientCerts, Gateway, Proc, RedisServer, TestPki, WsClient, PATIENCE,
+    free_port, AiService, ClientCerts, Gateway, Proc, RedisSentinels, RedisServer, TestPki,
+    WsClient, PATIENCE,
 };
 use shared_proto::FinalStatus;
 
@@ -56,6 +58,22 @@ async fn a_chat_streams_over_mutual_tls() {
     ];
     let ai = AiService::start(&redis.url(), &env).await;
     let gateway = Gateway::start(&redis.url(), &ai.url(), &env).await;
+    chat_completes(&gateway).await;
+}
+
+/// `rediss-sentinel://`: TLS to the Sentinels and to the master they name, before and after a
+/// failover (the promoted replica is verified like the first master).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_over_tls_streams_and_follows_a_failover() {
+    let pki = TestPki::new();
+    let cert = pki.server_cert("server", &["127.0.0.1"]);
+    let mut sentinels = RedisSentinels::start_tls(&pki, &cert);
+    assert!(sentinels.url().starts_with("rediss-sentinel://"));
+    let env = [("REDIS_TLS_CA_FILE", pki.ca_cert.as_str())];
+    let ai = AiService::start(&sentinels.url(), &env).await;
+    let gateway = Gateway::start(&sentinels.url(), &ai.url(), &env).await;
+    chat_completes(&gateway).await;
+    sentinels.kill_master_and_wait_failover();
     chat_completes(&gateway).await;
 }
 
