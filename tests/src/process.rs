@@ -59,14 +59,7 @@ impl Proc {
         ));
         let file = std::fs::File::create(&path).expect("stderr capture file");
         cmd.stdout(Stdio::null()).stderr(Stdio::from(file));
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        Proc {
-            name: name.to_string(),
-            child: Some(child),
-            stderr: Some(path),
-        }
+        Self::launch(name, cmd, Some(path))
     }
 
     /// What the process wrote to stderr so far (empty unless started with
@@ -83,13 +76,17 @@ impl Proc {
         if quiet {
             cmd.stdout(Stdio::null()).stderr(Stdio::null());
         }
+        Self::launch(name, cmd, None)
+    }
+
+    fn launch(name: &str, mut cmd: Command, stderr: Option<PathBuf>) -> Proc {
         let child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
         Proc {
             name: name.to_string(),
             child: Some(child),
-            stderr: None,
+            stderr,
         }
     }
 

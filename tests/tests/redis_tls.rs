@@ -77,11 +77,14 @@ async fn sentinel_over_tls_streams_and_follows_a_failover() {
     chat_completes(&gateway).await;
 }
 
-/// An ai-service process that may never become ready; stderr captured.
-fn spawn_ai(redis_url: &str, env: &[(&str, &str)]) -> (Proc, String) {
+/// `bin` (`ai-service` or `gateway`) on `redis_url`, which may never become ready; stderr
+/// captured, no `REDIS_TLS_*` but those in `env`. Returns it and its base URL.
+fn spawn_service(bin: &str, redis_url: &str, env: &[(&str, &str)]) -> (Proc, String) {
     let port = free_port();
-    let mut cmd = Command::new(bin_path("ai-service"));
+    let mut cmd = Command::new(bin_path(bin));
     cmd.env("AI_ADDR", format!("127.0.0.1:{port}"))
+        .env("GATEWAY_ADDR", format!("127.0.0.1:{port}"))
+        .env("AI_SERVICE_URL", "http://127.0.0.1:9")
         .env("REDIS_URL", redis_url)
         .env("RUST_LOG", "info")
         .env_remove("REDIS_TLS_CA_FILE")
@@ -91,26 +94,13 @@ fn spawn_ai(redis_url: &str, env: &[(&str, &str)]) -> (Proc, String) {
         cmd.env(k, v);
     }
     (
-        Proc::spawn_capturing("ai-service", cmd),
+        Proc::spawn_capturing(bin, cmd),
         format!("http://127.0.0.1:{port}"),
     )
 }
 
-/// A gateway process that may never become ready; stderr captured.
-fn spawn_gateway(redis_url: &str, env: &[(&str, &str)]) -> (Proc, String) {
-    let port = free_port();
-    let mut cmd = Command::new(bin_path("gateway"));
-    cmd.env("GATEWAY_ADDR", format!("127.0.0.1:{port}"))
-        .env("REDIS_URL", redis_url)
-        .env("AI_SERVICE_URL", "http://127.0.0.1:9")
-        .env("RUST_LOG", "info");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    (
-        Proc::spawn_capturing("gateway", cmd),
-        format!("http://127.0.0.1:{port}"),
-    )
+fn spawn_ai(redis_url: &str, env: &[(&str, &str)]) -> (Proc, String) {
+    spawn_service("ai-service", redis_url, env)
 }
 
 /// `GET base/readyz` → status (None: not listening yet).
@@ -196,7 +186,7 @@ async fn a_failed_handshake_keeps_the_service_not_ready_with_one_line_naming_the
     );
     add(
         "gateway, rediss:// to a plaintext server",
-        spawn_gateway(&plaintext_as_tls, &ca),
+        spawn_service("gateway", &plaintext_as_tls, &ca),
         "the server did not answer TLS within the connection timeout",
     );
     add(

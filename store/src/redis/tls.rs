@@ -207,31 +207,28 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_file_without_pem_is_refused() {
-        let path = temp("ca.pem", "hello, not a certificate\n");
+    /// The error for a CA file holding `content`.
+    fn ca_file_error(content: &str) -> String {
+        let path = temp("ca.pem", content);
         let files = RedisTlsFiles {
             ca_file: Some(path.clone()),
             ..Default::default()
         };
         let e = client_config(&files).unwrap_err().to_string();
-        assert!(e.contains("holds no PEM certificate"), "{e}");
         let _ = std::fs::remove_file(path);
+        e
+    }
+
+    #[test]
+    fn a_file_without_pem_is_refused() {
+        let e = ca_file_error("hello, not a certificate\n");
+        assert!(e.contains("holds no PEM certificate"), "{e}");
     }
 
     #[test]
     fn broken_pem_is_refused() {
-        let path = temp(
-            "ca.pem",
-            "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n",
-        );
-        let files = RedisTlsFiles {
-            ca_file: Some(path.clone()),
-            ..Default::default()
-        };
-        let e = client_config(&files).unwrap_err().to_string();
+        let e = ca_file_error("-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n");
         assert!(e.contains("is not valid PEM"), "{e}");
-        let _ = std::fs::remove_file(path);
     }
 
     #[test]
