@@ -82,6 +82,7 @@ async fn run(settings: Settings) -> Result<(), RunError> {
         ai_config.validate().map_err(StartError::config)?;
     }
     gw_config.validate().map_err(StartError::config)?;
+    common.validate().map_err(StartError::config)?;
 
     let ai_listener = if runs_ai {
         Some(service_kit::bind(ai_addr)?)

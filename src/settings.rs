@@ -68,8 +68,8 @@ pub fn command() -> Command {
     Cli::command()
         .mut_arg("url", |a| {
             a.hide_default_value(true).help(
-                "Redis URL (`redis://`, `rediss://`, `redis-cluster://host:port?node=…`). \
-                 Unset: the in-memory store, both services in this process [default: unset]",
+                "Redis URL (`redis://`, `rediss://` (TLS), `redis-cluster://host:port?node=…`, \
+                 `redis-sentinel://host:port?sentinelServiceName=NAME&node=…`). Unset: the in-memory store, both services in this process [default: unset]",
             )
         })
         .mut_arg("ai_service_url", |a| {

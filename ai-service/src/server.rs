@@ -49,11 +49,10 @@ pub fn redis_store_config(config: &Config, common: &CommonArgs) -> RedisStoreCon
     RedisStoreConfig {
         stream_ttl: config.stream_ttl,
         cancel_grace: config.cancel_grace,
-        command_timeout: common.redis.command_timeout,
         lease_ttl: config.lease_ttl,
         history_turns: config.history_turns,
         session_ttl: config.session_ttl,
-        ..RedisStoreConfig::new(common.redis.url.clone())
+        ..common.redis.store_config()
     }
 }
 
@@ -108,6 +107,7 @@ pub async fn start(
     backend: StoreBackend,
 ) -> Result<Running, StartError> {
     config.validate().map_err(StartError::config)?;
+    common.validate().map_err(StartError::config)?;
     service_kit::install_metrics();
     let addr = listener.local_addr().map_err(|source| StartError::Bind {
         addr: SocketAddr::from(([0, 0, 0, 0], 0)),
@@ -127,14 +127,20 @@ pub async fn start(
         let feed = feed.clone();
         let replica_id = replica_id.clone();
         tokio::spawn(async move {
+            // Said once at warn level: the store logs why it cannot connect, once per cause.
+            let mut failures = 0u64;
             loop {
                 match feed.subscribe_nudges(&replica_id).await {
                     Ok(()) => break,
-                    Err(e) => {
+                    Err(e) if failures == 0 => {
                         tracing::warn!(error = %e, "cannot subscribe to cancel nudges yet; retrying");
-                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, failures, "still cannot subscribe to cancel nudges")
                     }
                 }
+                failures += 1;
+                tokio::time::sleep(Duration::from_millis(500)).await;
             }
         });
     }
@@ -184,6 +190,7 @@ pub async fn start(
 /// The `ai-service` binary: runs on Redis until SIGTERM/SIGINT, then shuts down gracefully.
 pub async fn run(cli: AiCli) -> Result<(), StartError> {
     cli.config.validate().map_err(StartError::config)?;
+    cli.common.validate().map_err(StartError::config)?;
     let listener = service_kit::bind(cli.addr)?;
     let backend = StoreBackend::redis(&redis_store_config(&cli.config, &cli.common)).await?;
     let running = start(&cli.config, &cli.common, listener, backend).await?;

@@ -43,10 +43,7 @@ fn set_nodelay(conn: &dyn std::any::Any, _ext: &mut actix_web::dev::Extensions) 
 /// `worker_lost` takeover and a cancel when the ai-service is away; retention and history are
 /// the ai-service's settings (those writes use the defaults).
 pub fn redis_store_config(common: &CommonArgs) -> RedisStoreConfig {
-    RedisStoreConfig {
-        command_timeout: common.redis.command_timeout,
-        ..RedisStoreConfig::new(common.redis.url.clone())
-    }
+    common.redis.store_config()
 }
 
 /// A started gateway.
@@ -92,6 +89,7 @@ pub async fn start(
     backend: StoreBackend,
 ) -> Result<Running, StartError> {
     config.validate().map_err(StartError::config)?;
+    common.validate().map_err(StartError::config)?;
     service_kit::install_metrics();
     let addr = listener.local_addr().map_err(|source| StartError::Bind {
         addr: SocketAddr::from(([0, 0, 0, 0], 0)),
@@ -178,6 +176,7 @@ pub async fn start(
 /// The `gateway` binary: runs on Redis until SIGTERM/SIGINT, then shuts down gracefully.
 pub async fn run(cli: GatewayCli) -> Result<(), StartError> {
     cli.config.validate().map_err(StartError::config)?;
+    cli.common.validate().map_err(StartError::config)?;
     let listener = service_kit::bind(cli.addr)?;
     let backend = StoreBackend::redis(&redis_store_config(&cli.common)).await?;
     let running = start(&cli.config, &cli.common, listener, backend).await?;

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use crate::{parse_duration, parse_redis_url, parse_secret, LogFormat, Secret};
+use store::{RedisConfigError, RedisStoreConfig};
+
+use crate::{parse_duration, parse_secret, LogFormat, RedisTlsArgs, Secret};
 
 /// Settings of both services.
 #[derive(Debug, Clone, clap::Args)]
@@ -30,11 +32,44 @@ pub struct CommonArgs {
 /// How to reach Redis.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RedisArgs {
-    /// Redis URL (`redis://`, `rediss://`, or `redis-cluster://host:port?node=host:port…`).
-    #[arg(long = "redis-url", env = "REDIS_URL", default_value = "redis://127.0.0.1:6379", value_parser = parse_redis_url)]
+    /// Redis URL: `redis://host:port[/db]`, `rediss://` (TLS, verified),
+    /// `redis-cluster://host:port?node=host:port…`,
+    /// `redis-sentinel://host:port?sentinelServiceName=NAME&node=host:port…`
+    /// (and `rediss-cluster://`, `rediss-sentinel://`).
+    #[arg(
+        long = "redis-url",
+        env = "REDIS_URL",
+        default_value = "redis://127.0.0.1:6379"
+    )]
     pub url: String,
 
     /// Bound on one Redis command, including waiting for a reconnect.
     #[arg(long = "redis-command-timeout", env = "REDIS_COMMAND_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub command_timeout: Duration,
+
+    #[command(flatten)]
+    pub tls: RedisTlsArgs,
+}
+
+impl RedisArgs {
+    /// Checks `REDIS_URL` with the TLS files, with the store's own parser (what passes here is
+    /// what the store connects with).
+    pub fn validate(&self) -> Result<(), RedisConfigError> {
+        self.tls.check(&self.url).map(|_| ())
+    }
+
+    /// The store's configuration for this connection, with the store's defaults for the rest.
+    pub fn store_config(&self) -> RedisStoreConfig {
+        RedisStoreConfig {
+            command_timeout: self.command_timeout,
+            ..RedisStoreConfig::new(self.url.clone()).with_tls(self.tls.files())
+        }
+    }
+}
+
+impl CommonArgs {
+    /// Checks what one setting cannot check alone (exit 2, one line).
+    pub fn validate(&self) -> Result<(), RedisConfigError> {
+        self.redis.validate()
+    }
 }

@@ -9,7 +9,7 @@ mod http;
 mod logging;
 mod metrics;
 mod process;
-mod redis_url;
+mod redis_tls;
 mod secret;
 mod signal;
 mod start_error;
@@ -23,7 +23,7 @@ pub use metrics::{
     wait_for_upkeeps, METRICS_UPKEEP_INTERVAL,
 };
 pub use process::run_main;
-pub use redis_url::{check_redis_url, parse_redis_url};
+pub use redis_tls::RedisTlsArgs;
 pub use secret::{parse_secret, Secret, ShortSecret, MIN_SECRET_LEN};
 pub use signal::shutdown_signal;
 pub use start_error::StartError;

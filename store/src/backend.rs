@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::redis::RedisEndpoint;
 use crate::{
     Feed, FeedHandler, MemoryStore, RedisFeed, RedisStore, RedisStoreConfig, Store, StoreError,
 };
@@ -25,14 +26,16 @@ impl StoreBackend {
     /// Redis (standalone or Cluster): connects in the background; only an invalid URL or
     /// configuration fails here. Each feed is its own subscriber connection.
     pub async fn redis(cfg: &RedisStoreConfig) -> Result<Self, StoreError> {
-        let store = RedisStore::connect(cfg).await?;
-        let (url, timeout) = (cfg.url.clone(), cfg.command_timeout);
+        let endpoint = RedisEndpoint::parse(&cfg.url, &cfg.tls)?;
+        let store = RedisStore::connect_to(cfg, &endpoint).await?;
+        let description = endpoint.describe();
+        let timeout = cfg.command_timeout;
         Ok(StoreBackend {
             store: Arc::new(store),
             make_feed: Arc::new(move |handler| {
-                Ok(Arc::new(RedisFeed::start(&url, timeout, handler)?) as Arc<dyn Feed>)
+                Ok(Arc::new(RedisFeed::start(&endpoint, timeout, handler)?) as Arc<dyn Feed>)
             }),
-            description: format!("redis {}", redact(&cfg.url)),
+            description,
         })
     }
 
@@ -47,15 +50,27 @@ impl StoreBackend {
     }
 }
 
-/// `redis://user:secret@host` → `redis://user:***@host`, for logs.
+/// `redis://user:secret@host` → `redis://user:***@host`, and a Sentinel URL's
+/// `sentinelPassword=secret` → `sentinelPassword=***`, for logs.
 pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    let url = match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => {
             let creds = &url[s + 3..at];
             let user = creds.split(':').next().unwrap_or("");
             format!("{}://{}:***@{}", &url[..s], user, &url[at + 1..])
         }
         _ => url.to_string(),
+    };
+    const PARAM: &str = "sentinelPassword=";
+    match url.find(PARAM) {
+        Some(at) => {
+            let value_start = at + PARAM.len();
+            let value_end = url[value_start..]
+                .find('&')
+                .map_or(url.len(), |i| value_start + i);
+            format!("{}***{}", &url[..value_start], &url[value_end..])
+        }
+        None => url,
     }
 }
 
@@ -66,5 +81,11 @@ mod tests {
         assert_eq!(super::redact("redis://u:pw@h:1"), "redis://u:***@h:1");
         assert_eq!(super::redact("redis://:pw@h:1"), "redis://:***@h:1");
         assert_eq!(super::redact("redis://h:1"), "redis://h:1");
+        assert_eq!(
+            super::redact(
+                "redis-sentinel://h:1?sentinelServiceName=m&sentinelPassword=pw&node=x:2"
+            ),
+            "redis-sentinel://h:1?sentinelServiceName=m&sentinelPassword=***&node=x:2"
+        );
     }
 }

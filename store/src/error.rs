@@ -10,6 +10,8 @@ pub enum StoreError {
     Protocol(String),
     #[error("invalid store configuration: {0}")]
     Config(String),
+    #[error(transparent)]
+    RedisConfig(#[from] crate::redis::RedisConfigError),
 }
 
 impl From<fred::error::Error> for StoreError {

@@ -37,7 +37,9 @@ pub use error::StoreError;
 pub use feed::{Feed, FeedEvent, FeedHandler};
 pub use memory::{MemoryFeed, MemoryStore, MemoryStoreConfig};
 pub use message::MessageRef;
-pub use redis::{RedisFeed, RedisStore, RedisStoreConfig};
+pub use redis::{
+    RedisConfigError, RedisEndpoint, RedisFeed, RedisStore, RedisStoreConfig, RedisTlsFiles,
+};
 
 /// How long an owner's lease lasts without renewal; the owner renews it every third of that.
 pub const DEFAULT_LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(4);
@@ -47,6 +49,7 @@ pub const DEFAULT_LEASE_TTL: std::time::Duration = std::time::Duration::from_sec
 pub fn register_metrics() {
     metrics::counter!("store_redis_errors_total").increment(0);
     metrics::counter!("store_redis_reconnects_total").increment(0);
+    metrics::counter!("store_redis_connect_failures_total").increment(0);
 }
 
 /// The most answer text a finished message adds to its session's history (whole log entries

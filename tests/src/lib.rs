@@ -16,7 +16,9 @@ pub mod upstream;
 
 pub use backend::{Backend, Deployment, GatewayApi, RedisDeployment};
 pub use client::WsClient;
-pub use process::{free_port, RedisCluster, RedisServer};
+pub use process::{
+    free_port, ClientCerts, Proc, RedisCluster, RedisSentinels, RedisServer, ServerCert, TestPki,
+};
 pub use stack::{AiApi, AiService, Gateway, Stack};
 
 /// A deadline for anything a test waits for; generous, because CI machines are slow and busy.

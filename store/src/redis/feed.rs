@@ -17,7 +17,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::{builder, SUBSCRIBER_EVENTS_CAPACITY};
+use super::{builder, connect_failure, RedisEndpoint, SUBSCRIBER_EVENTS_CAPACITY};
 use crate::keys;
 use crate::{Feed, FeedEvent, FeedHandler, MessageRef, StoreError};
 
@@ -32,12 +32,13 @@ impl RedisFeed {
     /// Connects (in the background) and starts the reader task that hands every event to
     /// `handler`. The task ends when [`RedisFeed::shutdown`] is called.
     pub fn start(
-        url: &str,
+        endpoint: &RedisEndpoint,
         command_timeout: Duration,
         handler: Arc<dyn FeedHandler>,
     ) -> Result<Self, StoreError> {
-        let sub =
-            builder(url, command_timeout, SUBSCRIBER_EVENTS_CAPACITY)?.build_subscriber_client()?;
+        let sub = builder(endpoint, command_timeout, SUBSCRIBER_EVENTS_CAPACITY)
+            .build_subscriber_client()?;
+        connect_failure::watch(&sub, "subscriber", endpoint);
         // Subscribe to the receivers before connecting, so nothing is missed.
         let messages = sub.message_rx();
         let reconnects = sub.reconnect_rx();
@@ -109,7 +110,7 @@ async fn resubscribe_on_reconnect(
             }
         }
         loop {
-            match feed.sub.resubscribe_all().await {
+            match resubscribe_shard_channels(&feed.sub).await {
                 Ok(()) => break,
                 Err(e) => {
                     tracing::warn!(error = %e, "resubscribe failed; retrying");
@@ -127,6 +128,22 @@ async fn resubscribe_on_reconnect(
         );
         handler.on_event(FeedEvent::Resync);
     }
+}
+
+/// Restores every tracked sharded subscription with SSUBSCRIBE, one call per hash slot: the
+/// channels of one SSUBSCRIBE must share a slot, and fred sends each call to the node that owns
+/// that slot now (on a Cluster, after a failover, the promoted replica).
+///
+/// Not fred's `resubscribe_all`: it also sends `SUBSCRIBE` and `PSUBSCRIBE` with the (always
+/// empty) plain channel and pattern sets, i.e. without arguments, which Redis refuses with
+/// `ERR wrong number of arguments for 'subscribe'`, failing the whole resubscription (seen
+/// after a Cluster master was killed). The feed uses sharded channels only.
+async fn resubscribe_shard_channels(sub: &SubscriberClient) -> Result<(), fred::error::Error> {
+    let channels = sub.tracked_shard_channels();
+    for (_slot, keys) in fred::util::group_by_hash_slot(channels)? {
+        sub.ssubscribe(keys).await?;
+    }
+    Ok(())
 }
 
 fn decode(message: &Message) -> Option<FeedEvent> {

@@ -7,8 +7,12 @@
 //! holds its keys.
 
 mod batcher;
+mod connect_failure;
+mod endpoint;
+mod eviction;
 mod feed;
 mod scripts;
+mod tls;
 
 use std::time::Duration;
 
@@ -24,14 +28,21 @@ use crate::{
     Appended, Cancelled, Created, Finished, Lease, LogRead, MessageRef, Outcome, Store, StoreError,
 };
 use batcher::AppendBatcher;
+pub use connect_failure::ConnectFailure;
+pub use endpoint::{RedisConfigError, RedisEndpoint, Topology, Transport};
+pub use eviction::EvictionRisk;
 pub use feed::RedisFeed;
 use scripts::Scripts;
+pub use tls::{RedisTlsFiles, TlsSetupError};
 
 /// Connection and data-retention settings.
 #[derive(Debug, Clone)]
 pub struct RedisStoreConfig {
-    /// `redis://host:port[/db]`, `rediss://…`, or `redis-cluster://host:port?node=host:port…`.
+    /// `redis://host:port[/db]`, `rediss://…`, `redis-cluster://host:port?node=host:port…`,
+    /// `redis-sentinel://host:port?sentinelServiceName=…&node=…` (see [`RedisEndpoint`]).
     pub url: String,
+    /// CA bundle and client certificate for a TLS URL (none by default).
+    pub tls: RedisTlsFiles,
     /// How long a message's log and state live after their last write (the resume window).
     pub stream_ttl: Duration,
     /// How long a finished message answers cancels with `already_*` instead of `not_found`.
@@ -51,6 +62,7 @@ impl RedisStoreConfig {
     pub fn new(url: impl Into<String>) -> Self {
         RedisStoreConfig {
             url: url.into(),
+            tls: RedisTlsFiles::default(),
             stream_ttl: Duration::from_secs(600),
             cancel_grace: Duration::from_secs(30),
             command_timeout: Duration::from_secs(5),
@@ -58,6 +70,11 @@ impl RedisStoreConfig {
             history_turns: 20,
             session_ttl: Duration::from_secs(24 * 3600),
         }
+    }
+
+    /// The same, with these TLS files.
+    pub fn with_tls(self, tls: RedisTlsFiles) -> Self {
+        RedisStoreConfig { tls, ..self }
     }
 }
 
@@ -86,13 +103,11 @@ pub(crate) const COMMAND_EVENTS_CAPACITY: usize = 32;
 pub(crate) const SUBSCRIBER_EVENTS_CAPACITY: usize = 8_192;
 
 pub(crate) fn builder(
-    url: &str,
+    endpoint: &RedisEndpoint,
     command_timeout: Duration,
     events_capacity: usize,
-) -> Result<Builder, StoreError> {
-    let config =
-        Config::from_url(url).map_err(|e| StoreError::Config(format!("REDIS_URL: {e}")))?;
-    let mut builder = Builder::from_config(config);
+) -> Builder {
+    let mut builder = Builder::from_config(endpoint.config());
     builder
         .with_performance_config(|p| {
             p.default_command_timeout = command_timeout;
@@ -107,20 +122,31 @@ pub(crate) fn builder(
         })
         // Retry forever: a process must recover on its own when Redis comes back.
         .set_policy(ReconnectPolicy::new_exponential(0, 50, 1_000, 2));
-    Ok(builder)
+    builder
 }
 
 impl RedisStore {
     /// Connects (in the background: the store works once Redis answers, and keeps
     /// reconnecting whenever it goes away).
     pub async fn connect(cfg: &RedisStoreConfig) -> Result<Self, StoreError> {
+        let endpoint = RedisEndpoint::parse(&cfg.url, &cfg.tls)?;
+        Self::connect_to(cfg, &endpoint).await
+    }
+
+    /// [`RedisStore::connect`] with an endpoint already parsed from `cfg`.
+    pub async fn connect_to(
+        cfg: &RedisStoreConfig,
+        endpoint: &RedisEndpoint,
+    ) -> Result<Self, StoreError> {
         if cfg.cancel_grace > cfg.stream_ttl {
             return Err(StoreError::Config(
                 "CANCEL_GRACE must not exceed STREAM_TTL".into(),
             ));
         }
-        let client = builder(&cfg.url, cfg.command_timeout, COMMAND_EVENTS_CAPACITY)?.build()?;
+        let client = builder(endpoint, cfg.command_timeout, COMMAND_EVENTS_CAPACITY).build()?;
+        connect_failure::watch(&client, "commands", endpoint);
         let _connection = client.connect();
+        eviction::check_in_background(client.clone());
         let scripts = Scripts::new();
         let appends = AppendBatcher::start(
             client.clone(),
