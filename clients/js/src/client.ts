@@ -163,6 +163,15 @@ export class Client {
     return this.link.state;
   }
 
+  /**
+   * The session's resume token, once welcomed: with the session id, what another client needs
+   * to join this session (`connect({ session: { id, resumeToken } })`). A credential: treat it
+   * like the session itself.
+   */
+  get resumeToken(): string | undefined {
+    return this.sessionId !== undefined ? this.session?.resumeToken : undefined;
+  }
+
   on<K extends keyof ClientEvents>(event: K, listener: ClientEvents[K]): () => void {
     return this.events.on(event, listener);
   }
