@@ -345,6 +345,9 @@ export class Client {
     for (const a of this.all.values()) {
       a.stopGapTimer();
       a.resumeOutstanding = false;
+      // Frames in flight died with the socket; the next welcome sends every cancel again.
+      a.cancelsBeforeAck = 0;
+      a.cancelOnAck = false;
     }
     if (code === CloseCode.TooBig) {
       // A chat frame of ours was over the gateway's MAX_FRAME_BYTES: sending it again would

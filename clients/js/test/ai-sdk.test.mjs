@@ -3,35 +3,16 @@
 // transport driven directly, and through a Chat (AbstractChat with an in-memory state, as the
 // framework packages build theirs), against the real stack.
 
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { AbstractChat } from 'ai';
-import { connect } from '@streamline/client';
 import { StreamlineChatTransport } from '@streamline/client/ai-sdk';
 
-import { MemoryStorage, WebSocket, demo, startTestStack, untilSeq, wsUrl } from './support.mjs';
+import { MemoryStorage, demo, untilSeq, useStack } from './support.mjs';
 
-/** @type {import('./support.mjs').Stack} */
-let stack;
-/** @type {import('@streamline/client').Client[]} */
-const clients = [];
-
-before(async () => {
-  stack = await startTestStack();
-}, { timeout: 120_000 });
-
-after(async () => {
-  for (const c of clients) c.close();
-  await stack?.stop();
-});
-
-/** @param {Partial<import('@streamline/client').ConnectOptions>} [extra] */
-function client(extra = {}) {
-  const c = connect({ url: wsUrl(stack), WebSocket, reconnect: { baseMs: 100 }, ...extra });
-  clients.push(c);
-  return c;
-}
+const ctx = useStack({});
+const client = ctx.client;
 
 /**
  * The chat state the framework packages (React, Vue, Svelte) keep (ChatState); here plain arrays.
@@ -100,7 +81,7 @@ describe('StreamlineChatTransport', () => {
     assert.deepEqual(types.slice(-2), ['text-end', 'finish']);
     assert.deepEqual(chunks[0], { type: 'start', messageId: answer.messageId });
     const text = chunks.map((ch) => (ch.type === 'text-delta' ? ch.delta : '')).join('');
-    const stored = await stack.stored(c.sessionId ?? '', answer.messageId);
+    const stored = await ctx.stack.stored(c.sessionId ?? '', answer.messageId);
     assert.equal(text, stored.text);
   });
 
@@ -114,7 +95,7 @@ describe('StreamlineChatTransport', () => {
     const [answer] = c.answers();
     assert.ok(answer);
     assert.equal(last?.id, answer.messageId);
-    const stored = await stack.stored(c.sessionId ?? '', answer.messageId);
+    const stored = await ctx.stack.stored(c.sessionId ?? '', answer.messageId);
     assert.equal(textOf(last), stored.text);
   });
 
@@ -138,7 +119,7 @@ describe('StreamlineChatTransport', () => {
     await chat.stop();
     await sending;
     assert.equal((await answer.done).status, 'cancelled');
-    const stored = await stack.stored(c.sessionId ?? '', answer.messageId);
+    const stored = await ctx.stack.stored(c.sessionId ?? '', answer.messageId);
     assert.equal(stored.state, 'cancelled');
   });
 
@@ -156,7 +137,7 @@ describe('StreamlineChatTransport', () => {
     const last = chat.messages.at(-1);
     assert.equal(last?.role, 'assistant');
     assert.equal(last?.id, a.messageId);
-    const stored = await stack.stored(second.sessionId ?? '', a.messageId);
+    const stored = await ctx.stack.stored(second.sessionId ?? '', a.messageId);
     assert.equal(stored.state, 'completed');
     assert.equal(textOf(last), stored.text);
   });

@@ -2,25 +2,14 @@
 // A gateway with AUTH_SECRET: the token function is called on every (re)connect, and each
 // connection presents the token it returned (HS256 JWTs signed here with node:crypto).
 
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { connect } from '@streamline/client';
-
-import { WebSocket, collect, demo, nextState, online, signJwt, startTestStack, untilSeq, wsUrl } from './support.mjs';
+import { collect, demo, nextState, online, signJwt, untilSeq, useStack } from './support.mjs';
 
 const SECRET = 'client-test-secret-0123456789';
 
-/** @type {import('./support.mjs').Stack} */
-let stack;
-
-before(async () => {
-  stack = await startTestStack({ AUTH_SECRET: SECRET });
-}, { timeout: 120_000 });
-
-after(async () => {
-  await stack?.stop();
-});
+const ctx = useStack({ AUTH_SECRET: SECRET });
 
 test('a token function that changes value is called on every reconnect', async () => {
   /** @type {string[]} */
@@ -30,7 +19,7 @@ test('a token function that changes value is called on every reconnect', async (
     issued.push(t);
     return t;
   };
-  const c = connect({ url: wsUrl(stack), WebSocket, token, reconnect: { baseMs: 100 } });
+  const c = ctx.client({ token });
   let onlines = 0;
   c.on('state', (s) => {
     if (s === 'online') onlines += 1;
@@ -43,7 +32,7 @@ test('a token function that changes value is called on every reconnect', async (
     for (let cut = 0; cut < 3; cut++) {
       await untilSeq(a, a.lastSeq + 3);
       const back = nextState(c, 'online');
-      stack.proxy.dropAll();
+      ctx.stack.proxy.dropAll();
       await back;
     }
     assert.equal(onlines, 4);
@@ -51,7 +40,7 @@ test('a token function that changes value is called on every reconnect', async (
     assert.equal(new Set(issued).size, 4, 'each a different value');
     assert.equal(c.sessionId, sessionId, 'the session (a v2 resume token bound to sub) survived');
     assert.equal((await a.done).status, 'completed');
-    const stored = await stack.stored(c.sessionId ?? '', a.messageId);
+    const stored = await ctx.stack.stored(c.sessionId ?? '', a.messageId);
     assert.equal((await got).text, stored.text);
   } finally {
     c.close();
@@ -63,9 +52,7 @@ test('without a valid token the client never gets online and keeps the answer qu
   /** @type {() => void} */
   let thirdCall = () => {};
   const third = new Promise((r) => (thirdCall = () => r(undefined)));
-  const c = connect({
-    url: wsUrl(stack),
-    WebSocket,
+  const c = ctx.client({
     token: () => {
       calls += 1;
       if (calls === 3) thirdCall();

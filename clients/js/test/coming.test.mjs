@@ -3,37 +3,16 @@
 // "wire additions coming"). The gateway does not support them yet, so each test is skipped
 // with what it waits for; the lead switches them on when the server side lands.
 
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { connect } from '@streamline/client';
-
-import { WebSocket, collect, demo, online, signJwt, startTestStack, untilSeq, wsUrl } from './support.mjs';
+import { collect, demo, online, signJwt, untilSeq, useStack } from './support.mjs';
 
 const SECRET = 'client-test-secret-0123456789';
 
-/** @type {import('./support.mjs').Stack} */
-let stack;
-/** @type {import('@streamline/client').Client[]} */
-const clients = [];
-
-before(async () => {
-  stack = await startTestStack({ AUTH_SECRET: SECRET });
-}, { timeout: 120_000 });
-
-after(async () => {
-  for (const c of clients) c.close();
-  await stack?.stop();
-});
-
 const token = () => signJwt(SECRET, { sub: 'carol', exp: Math.floor(Date.now() / 1000) + 600 });
-
-/** @param {Partial<import('@streamline/client').ConnectOptions>} [extra] */
-function client(extra = {}) {
-  const c = connect({ url: wsUrl(stack), WebSocket, token, reconnect: { baseMs: 100 }, ...extra });
-  clients.push(c);
-  return c;
-}
+const ctx = useStack({ AUTH_SECRET: SECRET }, { token });
+const client = ctx.client;
 
 describe('coming wire additions', () => {
   test('conversation(): the session\'s messages, oldest first, running ones followed', {
@@ -47,7 +26,7 @@ describe('coming wire additions', () => {
     const list = await c.conversation();
     assert.deepEqual(list.map((m) => m.messageId), [done.messageId, running.messageId]);
     assert.equal(list[0]?.state, 'completed');
-    assert.equal(list[0]?.text, (await stack.stored(c.sessionId ?? '', done.messageId)).text);
+    assert.equal(list[0]?.text, (await ctx.stack.stored(c.sessionId ?? '', done.messageId)).text);
     assert.equal(list[1]?.answer, running);
   });
 
@@ -71,7 +50,7 @@ describe('coming wire additions', () => {
     const theirs = /** @type {import('@streamline/client').Answer} */ (await seen);
     assert.equal(theirs.messageId, mine.messageId);
     assert.equal(theirs.origin, 'started');
-    const stored = await stack.stored(sessionId, mine.messageId);
+    const stored = await ctx.stack.stored(sessionId, mine.messageId);
     assert.equal((await collect(theirs)).text, stored.text);
   });
 
@@ -93,7 +72,7 @@ describe('coming wire additions', () => {
     const a = c.chat(demo(2000, 0, 'merge me'));
     const got = collect(a);
     await a.done;
-    const stored = await stack.stored(c.sessionId ?? '', a.messageId);
+    const stored = await ctx.stack.stored(c.sessionId ?? '', a.messageId);
     assert.equal((await got).text, stored.text);
     assert.equal(a.lastSeq, stored.last_seq);
   });

@@ -3,39 +3,21 @@
 // mid-answer, Stop, and reloads. Every answer is compared with what the store holds
 // (GET /v1/sessions/{sid}/messages/{mid} on the ai-service).
 
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { connect } from '@streamline/client';
 
-import { MemoryStorage, WebSocket, collect, demo, nextState, online, startTestStack, untilSeq, wsUrl } from './support.mjs';
+import { MemoryStorage, WebSocket, collect, demo, nextState, online, untilSeq, useStack, wsUrl } from './support.mjs';
 
-/** @type {import('./support.mjs').Stack} */
-let stack;
-/** @type {import('@streamline/client').Client[]} */
-const clients = [];
-
-before(async () => {
-  stack = await startTestStack();
-}, { timeout: 120_000 });
-
-after(async () => {
-  for (const c of clients) c.close();
-  await stack?.stop();
-});
-
-/** @param {Partial<import('@streamline/client').ConnectOptions>} [extra] */
-function client(extra = {}) {
-  const c = connect({ url: wsUrl(stack), WebSocket, reconnect: { baseMs: 100, drainSpreadMs: 500 }, ...extra });
-  clients.push(c);
-  return c;
-}
+const ctx = useStack({});
+const client = ctx.client;
 
 /** Asserts the answer, as collected, equals the store's record of it. */
 async function assertStored(/** @type {import('@streamline/client').Client} */ c, /** @type {import('@streamline/client').Answer} */ a, /** @type {string} */ collected) {
   const sid = c.sessionId;
   assert.ok(sid, 'client has a session');
-  const stored = await stack.stored(sid, a.messageId);
+  const stored = await ctx.stack.stored(sid, a.messageId);
   assert.equal(collected, stored.text, 'parts, concatenated, equal the stored text');
   assert.equal(await a.text(), stored.text, 'text() equals the stored text');
   assert.equal(a.lastSeq, stored.last_seq, 'the answer ends at the stored last seq');
@@ -58,7 +40,7 @@ async function cutRepeatedly(c, answers, cuts, step = 3) {
     if (answers.every((a) => a.finished)) break;
     await online(c);
     const back = nextState(c, 'online');
-    if (stack.proxy.dropAll() === 0) continue;
+    if (ctx.stack.proxy.dropAll() === 0) continue;
     made += 1;
     await back;
   }
@@ -122,7 +104,7 @@ describe('streaming', () => {
     const c = client();
     await online(c);
     const back = nextState(c, 'online');
-    stack.proxy.dropAll();
+    ctx.stack.proxy.dropAll();
     const a = c.chat(demo(10, 0, 'queued'));
     await back;
     await assertStored(c, a, (await collect(a)).text);
@@ -160,7 +142,7 @@ describe('stop', () => {
     const a = c.chat(demo(500, 20, 'stop me offline'));
     await untilSeq(a, 2);
     const back = nextState(c, 'online');
-    stack.proxy.dropAll();
+    ctx.stack.proxy.dropAll();
     const status = a.cancel();
     await back;
     assert.equal(await status, 'cancelling');
@@ -184,7 +166,7 @@ describe('reload', () => {
     await untilSeq(a, 10);
     // The page dies here: whatever storage holds now is all the next page gets.
     const left = storage.snapshot();
-    stack.proxy.dropAll();
+    ctx.stack.proxy.dropAll();
     first.close();
     await assert.rejects(a.done, { code: 'client_closed' });
 
@@ -216,7 +198,7 @@ describe('reload', () => {
     await online(second);
     assert.equal(second.sessionId, sid);
     await assertStored(second, b, (await collect(b)).text);
-    assert.throws(() => connect({ url: wsUrl(stack), WebSocket, storage, session: crypto.randomUUID() }), {
+    assert.throws(() => connect({ url: wsUrl(ctx.stack), WebSocket, storage, session: crypto.randomUUID() }), {
       code: 'unknown_session',
     });
   });

@@ -7,7 +7,9 @@
 // Everything here waits for events (parts of an answer, connection states), never for time.
 
 import crypto from 'node:crypto';
+import { after, before } from 'node:test';
 import WebSocket from 'ws';
+import { connect } from '@streamline/client';
 
 // @ts-ignore -- plain JavaScript outside this package, used as it is (see test/tsconfig.json).
 import { startStack } from '../../../tests/browser/harness.mjs';
@@ -40,6 +42,35 @@ export async function startTestStack(gatewayEnv = {}) {
       else process.env[k] = v;
     }
   }
+}
+
+/**
+ * One stack for the test file (started before its tests, stopped after them), and a factory of
+ * clients connected to it through the proxy, all closed at the end.
+ * @param {Record<string, string>} [gatewayEnv] e.g. `{ AUTH_SECRET }`
+ * @param {Partial<import('@streamline/client').ConnectOptions>} [defaults] options of every client
+ */
+export function useStack(gatewayEnv = {}, defaults = {}) {
+  /** @type {import('@streamline/client').Client[]} */
+  const clients = [];
+  const ctx = {
+    /** @type {Stack} */
+    stack: /** @type {any} */ (undefined),
+    /** @param {Partial<import('@streamline/client').ConnectOptions>} [extra] */
+    client(extra = {}) {
+      const c = connect({ url: wsUrl(ctx.stack), WebSocket, reconnect: { baseMs: 100, drainSpreadMs: 500 }, ...defaults, ...extra });
+      clients.push(c);
+      return c;
+    },
+  };
+  before(async () => {
+    ctx.stack = await startTestStack(gatewayEnv);
+  }, { timeout: 120_000 });
+  after(async () => {
+    for (const c of clients) c.close();
+    await ctx.stack?.stop();
+  });
+  return ctx;
 }
 
 /** The gateway's /ws through the proxy (so the test can cut the socket). @param {Stack} stack */
