@@ -91,6 +91,8 @@ const PERSIST_DELAY_MS = 200;
 /** Finished answers kept in memory (`answers()`). */
 const KEEP_FINISHED = 200;
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/** In-band token refreshes are at least this far apart, whatever the tokens' lifetimes. */
+const MIN_AUTH_INTERVAL_MS = 5_000;
 
 export function connect(options: ConnectOptions): Client {
   return new Client(options);
@@ -117,6 +119,7 @@ export class Client {
   private token: string | undefined;
   private authTimer: ReturnType<typeof setTimeout> | undefined;
   private authUnsupported = false;
+  private lastAuthAt = 0;
   private persistTimer: ReturnType<typeof setTimeout> | undefined;
   private closed = false;
   private readonly onPageHide = () => this.persistNow();
@@ -667,9 +670,12 @@ export class Client {
     if (this.authTimer !== undefined) clearTimeout(this.authTimer);
     this.authTimer = undefined;
     if (typeof this.tokenOption !== 'function' || this.authUnsupported || this.closed) return;
-    const exp = expSec ?? (this.token !== undefined ? jwtExpiry(this.token) : undefined);
+    // The later of what the gateway said and what the token says.
+    const fromToken = this.token !== undefined ? jwtExpiry(this.token) : undefined;
+    const exp = expSec === undefined ? fromToken : Math.max(expSec, fromToken ?? 0);
     if (exp === undefined) return;
-    const delay = Math.min(MAX_TIMER_MS, refreshDelay(exp, Date.now()));
+    const now = Date.now();
+    const delay = Math.min(MAX_TIMER_MS, Math.max(refreshDelay(exp, now), this.lastAuthAt + MIN_AUTH_INTERVAL_MS - now));
     this.authTimer = setTimeout(() => void this.refreshAuth(exp), delay);
   }
 
@@ -687,7 +693,10 @@ export class Client {
     const exp = jwtExpiry(token);
     // No newer token: leave it to the gateway's 4003, which reconnects with a fresh one.
     if (exp !== undefined && exp <= oldExp) return;
-    if (this.link.send({ type: 'auth', token })) this.extPending.push('auth');
+    if (this.link.send({ type: 'auth', token })) {
+      this.lastAuthAt = Date.now();
+      this.extPending.push('auth');
+    }
   }
 
   // ------------------------------------------------------------------ sending

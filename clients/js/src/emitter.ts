@@ -23,10 +23,6 @@ export class Emitter<E extends EventMap<E>> {
     this.listeners.get(event)?.delete(listener);
   }
 
-  listenerCount<K extends keyof E>(event: K): number {
-    return this.listeners.get(event)?.size ?? 0;
-  }
-
   emit<K extends keyof E>(event: K, ...args: Parameters<E[K]>): void {
     const set = this.listeners.get(event);
     if (!set) return;

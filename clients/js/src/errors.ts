@@ -19,8 +19,8 @@ export type ClientErrorCode =
   | 'token_failed'
   /** `storage` threw (quota, private mode); the client keeps working without it. */
   | 'storage_failed'
-  /** The server sent a frame this client could not read. */
-  | 'bad_frame'
+  /** The WebSocket constructor threw (a bad address, a refused subprotocol). */
+  | 'connect_failed'
   /** The gateway speaks another protocol version than this client. */
   | 'protocol_version'
   /** Another socket of this session took over (close 4001); `client.reconnect()` takes it back. */

@@ -118,12 +118,14 @@ export class Link {
     if (this.closed) return;
     const ws = this.ws;
     if (ws) {
+      const wasWelcomed = this.welcomed;
       this.forgetSocket();
       try {
         ws.close(CloseCode.Normal, 'reconnect');
       } catch {
         /* already closing */
       }
+      this.hooks.onClosed(CloseCode.Normal, wasWelcomed);
     }
     this.attempt();
   }
@@ -167,7 +169,7 @@ export class Link {
     try {
       ws = new this.Ws(this.hooks.url(), token ? ['streamline.v1', `bearer.${token}`] : []);
     } catch (e) {
-      this.hooks.onError(new StreamlineError('bad_frame', `cannot open a WebSocket: ${String(e)}`));
+      this.hooks.onError(new StreamlineError('connect_failed', `cannot open a WebSocket: ${String(e)}`));
       this.failed();
       return;
     }
