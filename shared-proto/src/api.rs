@@ -7,6 +7,7 @@ use crate::{CancelStatus, ErrorBody, MessageState, Usage};
 
 /// `POST /v1/sessions/{session_id}/messages`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub struct StartMessageRequest {
     pub message_id: Uuid,
     pub content: String,
@@ -15,6 +16,7 @@ pub struct StartMessageRequest {
 /// 202 answer to [`StartMessageRequest`]: the message's state now. A retry with the same
 /// `message_id` answers with the existing message's state and starts nothing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub struct StartMessageResponse {
     pub message_id: Uuid,
     pub status: MessageState,
@@ -22,12 +24,14 @@ pub struct StartMessageResponse {
 
 /// `POST /v1/sessions/{session_id}/messages/{message_id}/cancel`: 200 or 404, always this body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub struct CancelResponse {
     pub status: CancelStatus,
 }
 
 /// `GET /v1/sessions/{session_id}/messages/{message_id}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub struct MessageView {
     pub state: MessageState,
     pub last_seq: u64,
@@ -40,6 +44,7 @@ pub struct MessageView {
 
 /// Body of every other HTTP error: `{"error": {code, message}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub struct ApiError {
     pub error: ErrorBody,
 }

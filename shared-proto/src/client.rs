@@ -8,6 +8,7 @@ use crate::ErrorCode;
 /// A parsed client → gateway frame.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub enum ClientFrame {
     /// Start a message. The client may choose `message_id` (a UUID) so that a retry after a
     /// lost `ack` is idempotent; otherwise the gateway assigns one and returns it in `ack`.

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 /// Every error code the stack emits. The snake_case names are part of protocol v1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub enum ErrorCode {
     // Client frames the gateway could not accept (sent as `error`; the connection stays open).
     /// The text frame is not valid JSON (or nests deeper than the parser allows).
@@ -108,6 +109,7 @@ impl std::fmt::Display for ErrorCode {
 
 /// `{code, message}`: the error of a failed `done`, and the body of HTTP errors.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub struct ErrorBody {
     pub code: ErrorCode,
     pub message: String,

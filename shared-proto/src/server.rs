@@ -7,6 +7,7 @@ use crate::{CancelStatus, ErrorBody, ErrorCode, FinalStatus};
 
 /// Token counts reported by an upstream model server, passed through in `done`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub struct Usage {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
@@ -15,6 +16,7 @@ pub struct Usage {
 
 /// A message of this session that has not finished, listed in `welcome`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub struct ActiveMessage {
     pub message_id: Uuid,
     pub last_seq: u64,
@@ -23,6 +25,7 @@ pub struct ActiveMessage {
 /// A gateway → client frame.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub enum ServerFrame {
     /// First frame of every connection.
     Welcome {

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 /// Where a message is in its lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub enum MessageState {
     Queued,
     Streaming,
@@ -67,6 +68,7 @@ impl MessageState {
 /// How a message ended: the `status` of a `done` frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub enum FinalStatus {
     Completed,
     Cancelled,
@@ -101,6 +103,7 @@ impl FinalStatus {
 /// just after the answer finished, is a success with a status that says so.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub enum CancelStatus {
     /// It was queued or streaming; it stops, and its `done{cancelled}` follows.
     Cancelling,
