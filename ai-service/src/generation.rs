@@ -80,7 +80,7 @@ impl Generation {
                         Ok(Finished::AlreadyTerminal(state)) => {
                             tracing::info!(?state, "message ended elsewhere first")
                         }
-                        Ok(Finished::Missing | Finished::OwnerAlive) => {
+                        Ok(Finished::Missing | Finished::OwnerAlive | Finished::OwnerSuspected) => {
                             tracing::warn!("message vanished from the store")
                         }
                         Err(e) => tracing::warn!(error = %e, "could not write the end of the message"),
@@ -189,7 +189,7 @@ impl Generation {
                     match store.renew_lease(&msg, &owner).await {
                         Ok(Lease::Renewed) => {}
                         Ok(Lease::Ended(state)) => return End::Stopped(state),
-                        Ok(Lease::Lost) => return End::Lost,
+                        Ok(Lease::Lost | Lease::Missing) => return End::Lost,
                         // The store is away: keep going; appends will tell.
                         Err(e) => tracing::debug!(error = %e, "lease renewal failed"),
                     }

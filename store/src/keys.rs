@@ -12,6 +12,7 @@
 //! | `s:{sid}:m:{mid}:log` | list | the message's [`StreamChunk`](shared_proto::StreamChunk)s as JSON |
 //! | `s:{sid}:m:{mid}:grace` | string | exists for `CANCEL_GRACE` after the message finished |
 //! | `s:{sid}:m:{mid}:lease` | string | the owner replica, while it renews its lease |
+//! | `s:{sid}:m:{mid}:suspect` | string | when a follower first saw the owner's lease expired (store clock, ms) |
 //! | `s:{sid}:m:{mid}:tomb` | string | a cancel that came before the message existed (its canceller replica), for `CANCEL_GRACE` |
 //! | `s:{sid}:hist` | list | the session's finished turns as JSON, capped, expiring |
 //! | `s:{sid}:ch` | shard channel | live copies of every log entry of the session |
@@ -48,6 +49,12 @@ pub fn grace(m: &MessageRef) -> String {
 /// The message's owner lease.
 pub fn lease(m: &MessageRef) -> String {
     format!("{}:m:{}:lease", tag(m.session_id), m.message_id)
+}
+
+/// When a follower first saw the message's lease expired (the `worker_lost` takeover waits for
+/// the owner to stay silent a while longer, while the store answers).
+pub fn suspect(m: &MessageRef) -> String {
+    format!("{}:m:{}:suspect", tag(m.session_id), m.message_id)
 }
 
 /// The message's cancel tombstone: a cancel that reached the store before the message's create.
@@ -91,6 +98,7 @@ mod tests {
             grace(&m),
             lease(&m),
             tombstone(&m),
+            suspect(&m),
             history(m.session_id),
             session_channel(m.session_id),
         ] {

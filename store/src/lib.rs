@@ -138,6 +138,9 @@ pub enum Finished {
     Missing,
     /// A takeover ([`Store::reap`]) found the owner's lease still alive; nothing was written.
     OwnerAlive,
+    /// A takeover found the lease expired, but not for long enough to tell a lost owner from
+    /// an outage of the store itself: nothing was written; look again later.
+    OwnerSuspected,
 }
 
 /// Result of [`Store::renew_lease`].
@@ -147,7 +150,36 @@ pub enum Lease {
     Renewed,
     /// The message is terminal (e.g. cancelled): stop producing.
     Ended(MessageState),
-    /// Another replica owns the message now, or it is gone: stop producing.
+    /// Another replica owns the message now: stop producing.
+    Lost,
+    /// The store does not have the message (it lost its data): the owner may restore it.
+    Missing,
+}
+
+/// What a running message's owner holds of it, to put it back ([`Store::restore`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Snapshot<'a> {
+    pub owner: &'a str,
+    pub content: &'a str,
+    /// When the message was created (ms since the epoch).
+    pub created_ms: u64,
+    /// Every delta entry written so far, seq 1 first (the log of a running message).
+    pub entries: &'a [StreamChunk],
+}
+
+/// Result of [`Store::restore`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Restored {
+    /// The store holds the running message again, its log exactly the snapshot's entries;
+    /// `appended` of them were missing and written now.
+    Restored { appended: usize },
+    /// Restored, and a cancel's tombstone was waiting: the owner must now end the message as
+    /// cancelled (and tell `canceller`, see [`Created::CancelledFirst`]).
+    CancelledMeanwhile { canceller: String },
+    /// It ended elsewhere (a cancel or a takeover reached the store): nothing was written.
+    Ended(MessageState),
+    /// Another replica owns it, or its log holds entries the snapshot does not: nothing was
+    /// written.
     Lost,
 }
 
@@ -240,8 +272,10 @@ pub trait Store: Send + Sync + 'static {
     /// The owner renews its lease on a running message (see `LEASE_TTL` in the store config).
     async fn renew_lease(&self, msg: &MessageRef, owner: &str) -> Result<Lease, StoreError>;
 
-    /// Ends a running message as `failed/worker_lost` if (and only if) its owner's lease has
-    /// expired: the owner died. Any replica or gateway may call it.
+    /// Ends a running message as `failed/worker_lost` if (and only if) its owner is lost: its
+    /// lease has expired and it stayed silent for half a lease more while the store answered
+    /// (a lease that ran out while the store was away is not a lost owner). Any replica or
+    /// gateway may call it; the first call after the lease expired only notes the time.
     async fn reap(&self, msg: &MessageRef) -> Result<Finished, StoreError>;
 
     /// The session's finished turns (user, assistant, …), oldest first, at most the configured
@@ -255,6 +289,22 @@ pub trait Store: Send + Sync + 'static {
     /// learns it from its next append).
     async fn nudge(&self, owner: &str, msg: &MessageRef) -> Result<(), StoreError>;
 
+    /// Puts a running message back after the store lost it, from its owner's copy: never
+    /// over a message that ended elsewhere or that another replica owns (see [`Restored`]).
+    /// Only a store that can lose data (Redis: a restart without persistence, a failover, an
+    /// AOF tail) ever needs it; the in-memory store never loses a message while it runs.
+    async fn restore(
+        &self,
+        msg: &MessageRef,
+        snapshot: Snapshot<'_>,
+    ) -> Result<Restored, StoreError>;
+
     /// A round trip to the store, for readiness.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Whether the connection to the store is up now (no round trip): a caller that would
+    /// only wait out an outage fails fast instead.
+    fn is_connected(&self) -> bool {
+        true
+    }
 }

@@ -31,7 +31,7 @@ use uuid::Uuid;
 
 use crate::{
     Appended, Cancelled, Created, FeedEvent, FeedHandler, Finished, Lease, LogRead, MessageRef,
-    Outcome, Store, StoreError,
+    Outcome, Restored, Snapshot, Store, StoreError,
 };
 pub use feed::MemoryFeed;
 
@@ -80,6 +80,8 @@ struct Message {
     grace_until: Option<Instant>,
     /// The owner's lease (dropped by the terminal transition).
     lease_until: Option<Instant>,
+    /// When a follower first saw the lease expired (the `:suspect` marker).
+    suspect_since: Option<Instant>,
 }
 
 impl Message {
@@ -319,8 +321,21 @@ impl Inner {
                 grace: m.grace_alive(now),
             };
         }
-        if matches!(mode, Mode::Reap) && m.lease_alive(now) {
-            return Transition::OwnerAlive;
+        if matches!(mode, Mode::Reap) {
+            // As finish.lua: the first sight of an expired lease only notes the time; the
+            // takeover needs half a lease more of silence (see `Store::reap`).
+            if m.lease_alive(now) {
+                m.suspect_since = None;
+                return Transition::OwnerAlive;
+            }
+            match m.suspect_since {
+                Some(since) if now.duration_since(since) >= cfg.lease_ttl / 2 => {}
+                Some(_) => return Transition::OwnerSuspected,
+                None => {
+                    m.suspect_since = Some(now);
+                    return Transition::OwnerSuspected;
+                }
+            }
         }
         let seq = m.seq;
         let entry = StreamChunk::done(
@@ -338,6 +353,7 @@ impl Inner {
         m.expires_at = now + cfg.stream_ttl;
         m.grace_until = Some(now + cfg.cancel_grace);
         m.lease_until = None;
+        m.suspect_since = None;
         let owner = m.owner.clone();
         let turns = (cfg.history_turns > 0).then(|| {
             // Whole entries until at least HISTORY_ANSWER_MAX_BYTES, as finish.lua does.
@@ -418,6 +434,8 @@ enum Transition {
         grace: bool,
     },
     OwnerAlive,
+    /// The lease expired, but not long enough ago (see `Store::reap`).
+    OwnerSuspected,
     Missing,
     /// The message does not exist; a cancel's tombstone remembers it (`first`: written now).
     Remembered {
@@ -510,6 +528,7 @@ impl Store for MemoryStore {
             expires_at: now + cfg.stream_ttl,
             grace_until: None,
             lease_until: Some(now + cfg.lease_ttl),
+            suspect_since: None,
         };
         // As create.lua: a cancel that came first ends the message at once (terminal entry,
         // grace marker, the user turn in the history, the entry published).
@@ -593,9 +612,10 @@ impl Store for MemoryStore {
             Transition::Done { seq, .. } => Finished::Done { seq },
             Transition::AlreadyTerminal { state, .. } => Finished::AlreadyTerminal(state),
             // Not a takeover (the lease is not checked), not a cancel (no tombstone).
-            Transition::OwnerAlive | Transition::Missing | Transition::Remembered { .. } => {
-                Finished::Missing
-            }
+            Transition::OwnerAlive
+            | Transition::OwnerSuspected
+            | Transition::Missing
+            | Transition::Remembered { .. } => Finished::Missing,
         })
     }
 
@@ -619,7 +639,7 @@ impl Store for MemoryStore {
                 }
                 Transition::Remembered { first } => Cancelled::Remembered { first },
                 // A cancel never checks the lease and always remembers an unknown id.
-                Transition::OwnerAlive | Transition::Missing => {
+                Transition::OwnerAlive | Transition::OwnerSuspected | Transition::Missing => {
                     Cancelled::Remembered { first: false }
                 }
             },
@@ -654,7 +674,7 @@ impl Store for MemoryStore {
         let lease_ttl = self.inner.cfg.lease_ttl;
         let mut st = self.inner.lock();
         let Some(m) = st.message(msg, now) else {
-            return Ok(Lease::Lost);
+            return Ok(Lease::Missing);
         };
         if !m.running() {
             return Ok(Lease::Ended(m.state));
@@ -663,6 +683,7 @@ impl Store for MemoryStore {
             return Ok(Lease::Lost);
         }
         m.lease_until = Some(now + lease_ttl);
+        m.suspect_since = None;
         // As `renew.lua`: a running message (and its log) never expires mid-stream.
         m.expires_at = now + self.inner.cfg.stream_ttl;
         Ok(Lease::Renewed)
@@ -674,6 +695,7 @@ impl Store for MemoryStore {
             Transition::Done { seq, .. } => Finished::Done { seq },
             Transition::AlreadyTerminal { state, .. } => Finished::AlreadyTerminal(state),
             Transition::OwnerAlive => Finished::OwnerAlive,
+            Transition::OwnerSuspected => Finished::OwnerSuspected,
             Transition::Missing | Transition::Remembered { .. } => Finished::Missing,
         })
     }
@@ -724,6 +746,63 @@ impl Store for MemoryStore {
         drop(st);
         self.inner.drain();
         Ok(())
+    }
+
+    async fn restore(
+        &self,
+        msg: &MessageRef,
+        snapshot: Snapshot<'_>,
+    ) -> Result<Restored, StoreError> {
+        // The same rules as restore.lua, although this store never loses a running message.
+        let now = Instant::now();
+        let cfg = &self.inner.cfg;
+        let mut st = self.inner.lock();
+        let n = snapshot.entries.len();
+        let appended = match st.message(msg, now) {
+            Some(m) if !m.running() => return Ok(Restored::Ended(m.state)),
+            Some(m) if m.owner != snapshot.owner || m.log.len() > n => return Ok(Restored::Lost),
+            Some(m) => {
+                let have = m.log.len();
+                m.log
+                    .extend(snapshot.entries[have..].iter().cloned().map(Arc::new));
+                if n > 0 {
+                    m.state = MessageState::Streaming;
+                }
+                m.seq = n as u64;
+                m.expires_at = now + cfg.stream_ttl;
+                m.lease_until = Some(now + cfg.lease_ttl);
+                n - have
+            }
+            None => {
+                st.messages.insert(
+                    *msg,
+                    Message {
+                        state: if n > 0 {
+                            MessageState::Streaming
+                        } else {
+                            MessageState::Queued
+                        },
+                        seq: n as u64,
+                        owner: snapshot.owner.to_string(),
+                        content: snapshot.content.to_string(),
+                        log: snapshot.entries.iter().cloned().map(Arc::new).collect(),
+                        expires_at: now + cfg.stream_ttl,
+                        grace_until: None,
+                        lease_until: Some(now + cfg.lease_ttl),
+                        suspect_since: None,
+                    },
+                );
+                let session = st.sessions.entry(msg.session_id).or_default();
+                if !session.messages.contains(&msg.message_id) {
+                    session.messages.push(msg.message_id);
+                }
+                n
+            }
+        };
+        Ok(match st.take_tombstone(msg, now) {
+            Some(canceller) => Restored::CancelledMeanwhile { canceller },
+            None => Restored::Restored { appended },
+        })
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -354,6 +354,23 @@ async fn reap_only_after_the_lease_expired() {
     assert!(s.read(&m, 0).await.unwrap().unwrap().lease_alive);
     tokio::time::advance(Duration::from_secs(2)).await;
     assert!(!s.read(&m, 0).await.unwrap().unwrap().lease_alive);
+    // The first sight of an expired lease is only a suspicion (the store may have been away);
+    // the owner renewing clears it.
+    assert_eq!(s.reap(&m).await.unwrap(), Finished::OwnerSuspected);
+    assert_eq!(s.renew_lease(&m, "owner").await.unwrap(), Lease::Renewed);
+    tokio::time::advance(Duration::from_secs(5)).await;
+    assert_eq!(
+        s.reap(&m).await.unwrap(),
+        Finished::OwnerSuspected,
+        "suspected anew"
+    );
+    tokio::time::advance(Duration::from_secs(1)).await;
+    assert_eq!(
+        s.reap(&m).await.unwrap(),
+        Finished::OwnerSuspected,
+        "silent for less than half a lease"
+    );
+    tokio::time::advance(Duration::from_secs(1)).await;
     assert_eq!(s.reap(&m).await.unwrap(), Finished::Done { seq: 1 });
     let read = s.read(&m, 0).await.unwrap().unwrap();
     assert_eq!(read.state, MessageState::Failed);
@@ -379,7 +396,10 @@ async fn reap_only_after_the_lease_expired() {
         );
     }
     assert!(s.read(&quiet, 0).await.unwrap().is_some());
-    assert_eq!(s.renew_lease(&msg(), "owner").await.unwrap(), Lease::Lost);
+    assert_eq!(
+        s.renew_lease(&msg(), "owner").await.unwrap(),
+        Lease::Missing
+    );
 }
 
 #[tokio::test]

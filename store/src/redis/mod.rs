@@ -25,7 +25,8 @@ use uuid::Uuid;
 
 use crate::keys;
 use crate::{
-    Appended, Cancelled, Created, Finished, Lease, LogRead, MessageRef, Outcome, Store, StoreError,
+    Appended, Cancelled, Created, Finished, Lease, LogRead, MessageRef, Outcome, Restored,
+    Snapshot, Store, StoreError,
 };
 use batcher::AppendBatcher;
 pub use connect_failure::ConnectFailure;
@@ -205,6 +206,7 @@ impl RedisStore {
             keys::history(msg.session_id),
             keys::lease(msg),
             keys::tombstone(msg),
+            keys::suspect(msg),
         ];
         let (only_if_lease_expired, canceller, tombstone_ms) = match mode {
             TransitionMode::Finish => (false, "", 0),
@@ -225,6 +227,9 @@ impl RedisStore {
             crate::HISTORY_ANSWER_MAX_BYTES.to_string(),
             canceller.to_string(),
             tombstone_ms.to_string(),
+            // An owner renews every third of its lease: half a lease more of silence while
+            // the store answers means it is gone.
+            (self.lease_ms / 2).max(1).to_string(),
         ];
         let reply: Vec<Value> = self.scripts.finish.run(&self.client, keys, args).await?;
         let code = int_at(&reply, 0)?;
@@ -342,6 +347,7 @@ impl Store for RedisStore {
             keys::lease(msg),
             keys::log(msg),
             keys::messages(msg.session_id),
+            keys::suspect(msg),
         ];
         let args = vec![
             owner.to_string(),
@@ -351,7 +357,8 @@ impl Store for RedisStore {
         let reply: String = self.scripts.renew.run(&self.client, keys, args).await?;
         Ok(match reply.as_str() {
             "queued" | "streaming" => Lease::Renewed,
-            "missing" | "lost" => Lease::Lost,
+            "missing" => Lease::Missing,
+            "lost" => Lease::Lost,
             other => match MessageState::parse(other) {
                 Some(state) => Lease::Ended(state),
                 None => return Err(StoreError::Protocol(format!("renew: {other:?}"))),
@@ -367,6 +374,7 @@ impl Store for RedisStore {
             1 => Finished::Done { seq },
             0 => Finished::AlreadyTerminal(state),
             2 => Finished::OwnerAlive,
+            3 => Finished::OwnerSuspected,
             _ => Finished::Missing,
         })
     }
@@ -477,8 +485,47 @@ impl Store for RedisStore {
         Ok(())
     }
 
+    async fn restore(
+        &self,
+        msg: &MessageRef,
+        snapshot: Snapshot<'_>,
+    ) -> Result<Restored, StoreError> {
+        let keys = vec![
+            keys::message(msg),
+            keys::messages(msg.session_id),
+            keys::lease(msg),
+            keys::log(msg),
+            keys::tombstone(msg),
+        ];
+        let mut args = Vec::with_capacity(6 + snapshot.entries.len());
+        args.extend([
+            msg.message_id.to_string(),
+            snapshot.owner.to_string(),
+            snapshot.content.to_string(),
+            snapshot.created_ms.to_string(),
+            self.stream_ttl_ms.to_string(),
+            self.lease_ms.to_string(),
+        ]);
+        args.extend(snapshot.entries.iter().map(StreamChunk::to_json));
+        let reply: Vec<Value> = self.scripts.restore.run(&self.client, keys, args).await?;
+        Ok(match int_at(&reply, 0)? {
+            1 => Restored::Restored {
+                appended: int_at(&reply, 1)?.max(0) as usize,
+            },
+            2 => Restored::CancelledMeanwhile {
+                canceller: str_at(&reply, 2)?,
+            },
+            0 => Restored::Ended(state_at(&reply, 1)?),
+            _ => Restored::Lost,
+        })
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         let _: String = self.client.ping(None).await?;
         Ok(())
+    }
+
+    fn is_connected(&self) -> bool {
+        self.client.is_connected()
     }
 }

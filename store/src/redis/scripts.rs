@@ -15,6 +15,7 @@ pub(crate) struct Scripts {
     pub renew: Lua,
     pub read: Lua,
     pub active: Lua,
+    pub restore: Lua,
 }
 
 impl Scripts {
@@ -26,6 +27,7 @@ impl Scripts {
             renew: Lua(Script::from_lua(include_str!("lua/renew.lua"))),
             read: Lua(Script::from_lua(include_str!("lua/read.lua"))),
             active: Lua(Script::from_lua(include_str!("lua/active.lua"))),
+            restore: Lua(Script::from_lua(include_str!("lua/restore.lua"))),
         }
     }
 }

@@ -7,15 +7,23 @@
 -- A cancel of a message that does not exist (yet) leaves a tombstone (ARGV[13] > 0): create.lua
 -- then creates that id directly as `cancelled`, so a cancel that overtook its message's create
 -- still wins. The tombstone is only set if none is there (the first cancel is remembered).
--- KEYS: 1 message hash, 2 log, 3 grace marker, 4 session history, 5 lease, 6 tombstone
+-- The takeover (ARGV[10] = '1') does not act on the first sight of an expired lease: a lease
+-- also runs out while the store itself was away (a restart, a failover), and an owner that is
+-- alive renews it as soon as the store is back. So the first look only records when (the
+-- store's clock) in a suspect marker, which the owner's renewal clears; the takeover happens at
+-- a later look once the owner stayed silent for ARGV[14] ms more while the store answered.
+-- KEYS: 1 message hash, 2 log, 3 grace marker, 4 session history, 5 lease, 6 tombstone,
+--       7 suspect marker
 -- ARGV: 1 new state, 2 entry head, 3 entry tail, 4 session channel, 5 ttl (ms), 6 grace (ms),
 --       7 now (ms), 8 history cap (turn pairs; 0 = none), 9 history ttl (ms),
 --       10 only if the lease expired ('1' / '0'),
 --       11 most answer bytes recorded in the history (whole entries until at least this many),
---       12 the canceller replica (tombstone value), 13 tombstone ttl (ms; '0' = no tombstone)
+--       12 the canceller replica (tombstone value), 13 tombstone ttl (ms; '0' = no tombstone),
+--       14 how long the owner must stay silent after the lease was first seen expired (ms)
 -- Returns {1, new state, seq, owner} when this call made the transition,
 -- {0, current state, grace, ''} when already terminal (grace = 1 while the grace marker lives),
 -- {2, current state, 0, owner} when the owner's lease is still alive (takeover refused),
+-- {3, current state, 0, owner} when the lease has expired but not for long enough (suspected),
 -- {-1, '', 0, ''} when the message is unknown or expired,
 -- {-2, '', first, ''} when it is unknown and a tombstone now remembers the cancel (first = 1 when
 -- this call wrote it, 0 when an earlier cancel's tombstone was already there).
@@ -31,8 +39,20 @@ end
 if st ~= 'queued' and st ~= 'streaming' then
   return {0, st, redis.call('EXISTS', KEYS[3]), ''}
 end
-if ARGV[10] == '1' and redis.call('EXISTS', KEYS[5]) == 1 then
-  return {2, st, 0, h[2] or ''}
+if ARGV[10] == '1' then
+  if redis.call('EXISTS', KEYS[5]) == 1 then
+    return {2, st, 0, h[2] or ''}
+  end
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local since = tonumber(redis.call('GET', KEYS[7]))
+  if not since then
+    redis.call('SET', KEYS[7], now, 'PX', 4 * tonumber(ARGV[14]))
+    return {3, st, 0, h[2] or ''}
+  end
+  if now - since < tonumber(ARGV[14]) then
+    return {3, st, 0, h[2] or ''}
+  end
 end
 -- A running message's log holds one entry per seq (see append_many.lua): its length is the
 -- last seq, which the hash records from now on.
@@ -43,7 +63,7 @@ redis.call('RPUSH', KEYS[2], entry)
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[6])
-redis.call('DEL', KEYS[5])
+redis.call('DEL', KEYS[5], KEYS[7])
 local cap = tonumber(ARGV[8])
 if cap > 0 then
   -- Read the log a page at a time and stop at the byte bound: ending a very long answer must
