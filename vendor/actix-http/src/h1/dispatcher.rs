@@ -36,7 +36,7 @@ use crate::{
     ConnectionType, Error, Extensions, HttpMessage, OnConnectData, Request, Response, StatusCode,
 };
 
-// streamline patch (see vendor/actix-http/PATCHES.md): every connection of an upgraded
+// streamline patch (see vendor/actix-http.patch): every connection of an upgraded
 // WebSocket keeps both of these buffers for its whole life. Upstream starts them at 8 KiB each
 // (16 KiB per idle socket); 1 KiB holds a chat's client frames and both still grow on demand.
 const LW_BUFFER_SIZE: usize = 256;
