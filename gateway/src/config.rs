@@ -90,6 +90,12 @@ pub struct Config {
     #[arg(long, env = "TRUSTED_PROXIES")]
     pub trusted_proxies: Option<String>,
 
+    /// After the gateway has closed a connection (its FIN sent), how long it keeps reading and
+    /// dropping what the client still sends (its close reply), so that does not meet a TCP
+    /// reset; the close itself is not delayed. 0: drop the socket at once. At most 1h.
+    #[arg(long, env = "DISCONNECT_TIMEOUT", default_value = "1s", value_parser = parse_duration)]
+    pub disconnect_timeout: Duration,
+
     /// How long to wait for connections to close after SIGTERM.
     #[arg(long, env = "SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
@@ -122,6 +128,9 @@ impl Config {
         }
         if self.send_timeout.is_zero() {
             return Err("SEND_TIMEOUT must be positive".into());
+        }
+        if self.disconnect_timeout > Duration::from_secs(3600) {
+            return Err("DISCONNECT_TIMEOUT must be at most 1h".into());
         }
         if self.max_frame_bytes < 256 {
             return Err("MAX_FRAME_BYTES must be at least 256".into());
