@@ -82,6 +82,8 @@ fn invalid_settings_exit_with_code_2_and_one_line() {
             &[("CLIENT_TIMEOUT", "1s"), ("HEARTBEAT_INTERVAL", "5s")],
             "CLIENT_TIMEOUT",
         ),
+        (&[("DISCONNECT_TIMEOUT", "soon")], "disconnect-timeout"),
+        (&[("DISCONNECT_TIMEOUT", "2h")], "DISCONNECT_TIMEOUT"),
     ];
     for (env, needle) in cases {
         let mut cmd = streamline();

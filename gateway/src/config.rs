@@ -99,6 +99,12 @@ pub struct Config {
     #[arg(long, env = "MAX_CONNECTIONS_PER_IP", default_value_t = 1_000)]
     pub max_connections_per_ip: usize,
 
+    /// After the gateway has closed a connection (its FIN sent), how long it keeps reading and
+    /// dropping what the client still sends (its close reply), so that does not meet a TCP
+    /// reset; the close itself is not delayed. 0: drop the socket at once. At most 1h.
+    #[arg(long, env = "DISCONNECT_TIMEOUT", default_value = "1s", value_parser = parse_disconnect_timeout)]
+    pub disconnect_timeout: Duration,
+
     /// Proxies whose `X-Forwarded-For` names the client (comma list of IPs or CIDRs), for
     /// `MAX_CONNECTIONS_PER_IP`. Empty: the peer address is the client.
     #[arg(long, env = "TRUSTED_PROXIES", default_value = "", hide_default_value = true, value_parser = TrustedProxies::parse)]
@@ -137,6 +143,8 @@ pub enum ValueError {
     NotARate,
     #[error("must be longer than zero")]
     Zero,
+    #[error("must be at most 1h")]
+    OverAnHour,
 }
 
 fn parse_http_url(s: &str) -> Result<String, ValueError> {
@@ -156,6 +164,13 @@ fn parse_rate(s: &str) -> Result<f64, ValueError> {
 fn parse_positive_duration(s: &str) -> Result<Duration, String> {
     match parse_duration(s)? {
         d if d.is_zero() => Err(ValueError::Zero.to_string()),
+        d => Ok(d),
+    }
+}
+
+fn parse_disconnect_timeout(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d > Duration::from_secs(3600) => Err(ValueError::OverAnHour.to_string()),
         d => Ok(d),
     }
 }

@@ -138,6 +138,9 @@ pub async fn start(
     // done): without TCP_NODELAY, Nagle's algorithm and the client's delayed ACK hold the
     // second one back for up to 40 ms.
     .on_connect(set_nodelay)
+    // How long a closed connection lingers for the client's FIN; with the vendored actix-http
+    // our FIN goes out first, at once (vendor/actix-http.patch).
+    .client_disconnect_timeout(config.disconnect_timeout)
     .disable_signals()
     .shutdown_timeout(common.shutdown_timeout.as_secs().max(1))
     .listen(listener)
@@ -154,6 +157,7 @@ pub async fn start(
         max_frame_bytes = config.max_frame_bytes,
         max_content_bytes = config.max_content_bytes,
         shutdown_timeout = ?common.shutdown_timeout,
+        disconnect_timeout = ?config.disconnect_timeout,
         redis_command_timeout = ?common.redis.command_timeout,
         auth_secret = if config.auth_secret.is_some() { "set" } else { "unset" },
         "gateway listening"

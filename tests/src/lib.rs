@@ -11,7 +11,9 @@ pub mod backend;
 pub mod client;
 pub mod metrics;
 pub mod process;
+pub mod raw_ws;
 pub mod stack;
+pub mod stats;
 pub mod upstream;
 
 pub use backend::{Backend, Deployment, GatewayApi, RedisDeployment};

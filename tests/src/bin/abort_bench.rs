@@ -14,16 +14,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use e2e_tests::client::{absorb, Transcript};
+use e2e_tests::stats::percentile;
 use e2e_tests::upstream::{FakeOpenAi, StreamReply};
 use e2e_tests::{Stack, WsClient};
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
-}
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {

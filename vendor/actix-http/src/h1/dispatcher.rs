@@ -36,7 +36,7 @@ use crate::{
     ConnectionType, Error, Extensions, HttpMessage, OnConnectData, Request, Response, StatusCode,
 };
 
-// streamline patch (see vendor/actix-http/PATCHES.md): every connection of an upgraded
+// streamline patch (see vendor/actix-http.patch): every connection of an upgraded
 // WebSocket keeps both of these buffers for its whole life. Upstream starts them at 8 KiB each
 // (16 KiB per idle socket); 1 KiB holds a chat's client frames and both still grow on demand.
 const LW_BUFFER_SIZE: usize = 256;
@@ -446,6 +446,28 @@ where
             this.flags.remove(Flags::LINGER);
             this.flags.insert(Flags::SHUTDOWN);
             return Ok(Poll::Ready(()));
+        }
+
+        // streamline patch (see vendor/actix-http.patch): half-close before lingering. Upstream
+        // lingers with its write side open and sends FIN only once the client has sent its own
+        // FIN or the timer ends. A WebSocket client does the opposite (RFC 6455 §7.1.1: the
+        // server closes TCP first; browsers wait for that before `onclose`), so every close,
+        // whoever started it, took the whole `client_disconnect_timeout` (1 s by default).
+        // Sending FIN now and then reading until the client's FIN is the lingering close of
+        // nginx and Apache: the client sees the end at once, and what it still sends (its
+        // close reply) is read and dropped instead of answered with a reset. WRITE_DISCONNECT
+        // records that the write side is shut, so the SHUTDOWN state that follows does not
+        // shut it again. A failed shutdown is not reported here: the peer is gone, and the
+        // read below ends the linger.
+        if !self.flags.contains(Flags::WRITE_DISCONNECT) {
+            let this = self.as_mut().project();
+            if Pin::new(this.io.as_mut().unwrap())
+                .poll_shutdown(cx)
+                .is_pending()
+            {
+                return Ok(Poll::Pending);
+            }
+            this.flags.insert(Flags::WRITE_DISCONNECT);
         }
 
         loop {
