@@ -102,8 +102,9 @@ async fn run(settings: Settings) -> Result<(), RunError> {
 
     let backend = match mode {
         Mode::Embedded => {
-            let store = MemoryStore::new(ai_service::server::memory_store_config(&ai_config))
-                .map_err(StartError::Store)?;
+            let store =
+                MemoryStore::new(ai_service::server::memory_store_config(&ai_config, &common))
+                    .map_err(StartError::Store)?;
             StoreBackend::memory(store)
         }
         Mode::Redis => {

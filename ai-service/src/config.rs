@@ -60,11 +60,6 @@ pub struct Config {
     #[arg(long, env = "SESSION_TTL", default_value = "24h", value_parser = parse_duration)]
     pub session_ttl: Duration,
 
-    /// How long a generation's owner lease lives without renewal (a dead replica's messages end
-    /// as `worker_lost` about this long after it died). Renewed every third of it.
-    #[arg(long, env = "LEASE_TTL", default_value = "4s", value_parser = parse_lease_ttl)]
-    pub lease_ttl: Duration,
-
     /// Which provider answers.
     #[arg(long, env = "PROVIDER", value_enum, default_value = "demo")]
     pub provider: ProviderKind,
@@ -176,10 +171,6 @@ fn at_least(s: &str, min: Duration) -> Result<Duration, String> {
         d if d < min => Err(ValueError::TooShort(min).to_string()),
         d => Ok(d),
     }
-}
-
-fn parse_lease_ttl(s: &str) -> Result<Duration, String> {
-    at_least(s, Duration::from_millis(300))
 }
 
 fn parse_stream_ttl(s: &str) -> Result<Duration, String> {

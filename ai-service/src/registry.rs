@@ -14,6 +14,9 @@ use tokio_util::sync::CancellationToken;
 pub enum StopReason {
     /// The message was cancelled (the store already holds its terminal entry).
     Cancelled,
+    /// A cancel reached this owner while the store was away: the generation stops now and
+    /// writes the cancelled end itself once the store is back.
+    CancelPending,
     /// The service is shutting down: the generation ends as `failed/shutdown`.
     Shutdown,
 }

@@ -49,19 +49,18 @@ pub fn redis_store_config(config: &Config, common: &CommonArgs) -> RedisStoreCon
     RedisStoreConfig {
         stream_ttl: config.stream_ttl,
         cancel_grace: config.cancel_grace,
-        lease_ttl: config.lease_ttl,
         history_turns: config.history_turns,
         session_ttl: config.session_ttl,
-        ..common.redis.store_config()
+        ..common.store_config()
     }
 }
 
 /// The same retention settings for the in-memory store.
-pub fn memory_store_config(config: &Config) -> MemoryStoreConfig {
+pub fn memory_store_config(config: &Config, common: &CommonArgs) -> MemoryStoreConfig {
     MemoryStoreConfig {
         stream_ttl: config.stream_ttl,
         cancel_grace: config.cancel_grace,
-        lease_ttl: config.lease_ttl,
+        lease_ttl: common.lease_ttl,
         history_turns: config.history_turns,
         session_ttl: config.session_ttl,
         ..MemoryStoreConfig::default()
@@ -119,7 +118,8 @@ pub async fn start(
         backend.store.clone(),
         provider.clone(),
         replica_id.clone(),
-        config.lease_ttl,
+        common.lease_ttl,
+        common.store_outage_budget,
     );
     let feed = (backend.make_feed)(Arc::new(NudgeHandler(service.clone())))?;
     {
@@ -163,7 +163,8 @@ pub async fn start(
         provider = provider.name(),
         cancel_grace = ?config.cancel_grace,
         stream_ttl = ?config.stream_ttl,
-        lease_ttl = ?config.lease_ttl,
+        lease_ttl = ?common.lease_ttl,
+        store_outage_budget = ?common.store_outage_budget,
         history_turns = config.history_turns,
         session_ttl = ?config.session_ttl,
         demo_tokens = config.demo_tokens,

@@ -41,6 +41,8 @@ pub struct Service {
     /// thread wake-up (measured: context switches were the ai-service's largest cost).
     runtime: tokio::runtime::Handle,
     lease_ttl: Duration,
+    /// How long a generation goes on through a store outage (`STORE_OUTAGE_BUDGET`).
+    outage_budget: Duration,
 }
 
 impl Service {
@@ -50,6 +52,7 @@ impl Service {
         provider: Arc<dyn Provider>,
         replica_id: String,
         lease_ttl: Duration,
+        outage_budget: Duration,
     ) -> Arc<Self> {
         Arc::new(Service {
             store,
@@ -61,6 +64,7 @@ impl Service {
             tasks: tokio_util::task::TaskTracker::new(),
             runtime: tokio::runtime::Handle::current(),
             lease_ttl,
+            outage_budget,
         })
     }
 
@@ -90,6 +94,10 @@ impl Service {
         if self.is_draining() {
             return Ok(Started::ShuttingDown);
         }
+        if !self.store.is_connected() {
+            // During an outage: refuse at once (retryable), rather than wait out the timeout.
+            return Err(StoreError::Unavailable);
+        }
         // Register first: a cancel nudge that arrives right after `create` must find it. Only
         // the request that registers may create and start the generation; a concurrent retry
         // on this replica just reports the state.
@@ -100,6 +108,7 @@ impl Service {
             };
             return Ok(Started::Accepted(state));
         };
+        let created_ms = shared_proto::now_ms();
         let created =
             match lifecycle::create(self.store.as_ref(), &msg, &self.replica_id, &content).await {
                 Ok(c) => c,
@@ -131,6 +140,8 @@ impl Service {
             msg,
             owner: self.replica_id.clone(),
             lease_renewal: self.lease_ttl / 3,
+            outage_budget: self.outage_budget,
+            created_ms,
             request: GenerationRequest {
                 session_id: msg.session_id,
                 message_id: msg.message_id,
@@ -157,7 +168,23 @@ impl Service {
     pub async fn cancel(&self, msg: MessageRef) -> Result<CancelStatus, StoreError> {
         // Watch before the store call: the create's nudge may come right after it.
         let watch = self.remembered.watch(msg);
-        let first = match self.cancel_once(&msg).await? {
+        let attempt = if self.store.is_connected() {
+            self.cancel_once(&msg).await
+        } else {
+            Err(StoreError::Unavailable)
+        };
+        let first = match attempt {
+            Ok(c) => c,
+            // The store is away. If the generation runs here, stop the model now; it writes the
+            // cancelled end once the store is back. Elsewhere: a retryable error, never a
+            // silent success.
+            Err(_) if self.registry.stop(&msg, StopReason::CancelPending) => {
+                tracing::info!(%msg, "cancelled while the store is away; the end follows when it is back");
+                return Ok(CancelStatus::Cancelling);
+            }
+            Err(e) => return Err(e),
+        };
+        let first = match first {
             Cancelled::Remembered { first } => first,
             other => return Ok(other.status()),
         };

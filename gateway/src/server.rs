@@ -43,7 +43,7 @@ fn set_nodelay(conn: &dyn std::any::Any, _ext: &mut actix_web::dev::Extensions) 
 /// `worker_lost` takeover and a cancel when the ai-service is away; retention and history are
 /// the ai-service's settings (those writes use the defaults).
 pub fn redis_store_config(common: &CommonArgs) -> RedisStoreConfig {
-    common.redis.store_config()
+    common.store_config()
 }
 
 /// A started gateway.
@@ -122,6 +122,7 @@ pub async fn start(
         hub.clone(),
         ai,
         tokens,
+        common.follower_patience(),
     ));
     let app_state = state.clone();
     let server = HttpServer::new(move || {

@@ -25,6 +25,9 @@ pub struct AppState {
     pub security: Security,
     /// Every task the gateway starts (shutdown waits for them).
     pub tasks: Tasks,
+    /// How long a followed message may stay unreadable before it is ended for its client
+    /// (`CommonArgs::follower_patience`).
+    pub follower_patience: std::time::Duration,
     /// Cancelled on shutdown: every connection closes with 1001.
     pub shutdown: CancellationToken,
     draining: AtomicBool,
@@ -38,6 +41,7 @@ impl AppState {
         hub: Arc<Hub>,
         ai: AiClient,
         tokens: ResumeTokens,
+        follower_patience: std::time::Duration,
     ) -> Self {
         crate::telemetry::register();
         AppState {
@@ -49,6 +53,7 @@ impl AppState {
             ai,
             tokens,
             tasks: Tasks::default(),
+            follower_patience,
             shutdown: CancellationToken::new(),
             draining: AtomicBool::new(false),
         }

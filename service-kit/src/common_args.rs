@@ -19,6 +19,18 @@ pub struct CommonArgs {
     #[arg(long, env = "AI_SERVICE_TOKEN", hide_env_values = true, value_parser = parse_secret)]
     pub ai_service_token: Option<Secret>,
 
+    /// How long a generation's owner lease lives without renewal; renewed every third of it. A
+    /// dead replica's messages end as `worker_lost` once their lease ran out and the owner
+    /// stayed silent half a lease more while the store answered (at least 300ms).
+    #[arg(long, env = "LEASE_TTL", default_value = "4s", value_parser = parse_lease_ttl)]
+    pub lease_ttl: Duration,
+
+    /// How long a producer goes on through a store (Redis) outage, holding its answer in
+    /// memory, before it gives the answer up as `failed/redis_unavailable`; a gateway waits
+    /// this plus `LEASE_TTL` before it ends a followed message for its client.
+    #[arg(long, env = "STORE_OUTAGE_BUDGET", default_value = "30s", value_parser = parse_duration)]
+    pub store_outage_budget: Duration,
+
     /// After SIGTERM: how long generations in flight may finish (ai-service), and how long to
     /// wait for sockets to close (gateway).
     #[arg(long, env = "SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
@@ -27,6 +39,13 @@ pub struct CommonArgs {
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+}
+
+fn parse_lease_ttl(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d < Duration::from_millis(300) => Err("must be at least 300ms".into()),
+        d => Ok(d),
+    }
 }
 
 /// How to reach Redis.
@@ -71,5 +90,20 @@ impl CommonArgs {
     /// Checks what one setting cannot check alone (exit 2, one line).
     pub fn validate(&self) -> Result<(), RedisConfigError> {
         self.redis.validate()
+    }
+
+    /// The store's configuration for the Redis connection, with the lease of these settings
+    /// and the store's defaults for retention (the ai-service sets its own).
+    pub fn store_config(&self) -> RedisStoreConfig {
+        RedisStoreConfig {
+            lease_ttl: self.lease_ttl,
+            ..self.redis.store_config()
+        }
+    }
+
+    /// How long a follower waits for a message's owner through a store outage before it ends
+    /// the message for its client: the owner's budget, then a lease for it to say so.
+    pub fn follower_patience(&self) -> Duration {
+        self.store_outage_budget + self.lease_ttl
     }
 }

@@ -12,6 +12,9 @@ pub enum StoreError {
     Config(String),
     #[error(transparent)]
     RedisConfig(#[from] crate::redis::RedisConfigError),
+    /// The connection to the store is down now (answered at once, without a round trip).
+    #[error("the store is not connected")]
+    Unavailable,
 }
 
 impl From<fred::error::Error> for StoreError {

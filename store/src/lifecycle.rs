@@ -5,13 +5,17 @@
 //!   nudge that tells the cancelling replica its cancel won;
 //! - [`cancel`]: the cancel, and the nudge that makes the replica running the generation drop
 //!   its upstream call at once (it would otherwise stop at its next append or lease renewal);
+//! - [`restore`]: the owner puts its running message back after the store lost it, and, when
+//!   a cancel's tombstone was waiting, tells the cancelling replica;
 //! - [`read_as_follower`]: what a reader that follows a message (a gateway) reads, with the
 //!   `worker_lost` takeover done first when the message's owner is lost.
 //!
 //! A nudge is best effort: a failed one is logged, never an error of the operation, because
 //! the store's state already holds the outcome and every producer re-reads it.
 
-use crate::{Cancelled, Created, Finished, LogRead, MessageRef, Store, StoreError};
+use crate::{
+    Cancelled, Created, Finished, LogRead, MessageRef, Restored, Snapshot, Store, StoreError,
+};
 
 /// Creates the message (see [`Store::create`]); `owner` is this replica.
 pub async fn create(
@@ -45,6 +49,21 @@ pub async fn cancel(
         }
     }
     Ok(cancelled)
+}
+
+/// Restores the message from its owner's copy (see [`Store::restore`]).
+pub async fn restore(
+    store: &dyn Store,
+    msg: &MessageRef,
+    snapshot: Snapshot<'_>,
+) -> Result<Restored, StoreError> {
+    let restored = store.restore(msg, snapshot).await?;
+    if let Restored::CancelledMeanwhile { canceller } = &restored {
+        if !canceller.is_empty() && canceller != snapshot.owner {
+            nudge(store, canceller, msg).await;
+        }
+    }
+    Ok(restored)
 }
 
 /// Reads a followed message from log position `from_index` (see [`Store::read`]). When the

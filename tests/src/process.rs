@@ -296,6 +296,11 @@ impl RedisServer {
         self.proc.kill();
     }
 
+    /// Sends a signal (SIGSTOP = 19 freezes it, SIGCONT = 18 thaws it).
+    pub fn signal(&self, sig: i32) {
+        self.proc.signal(sig);
+    }
+
     /// Starts it again on the same port, with the same settings (and AOF directory).
     pub fn restart(&mut self) {
         self.proc.kill();

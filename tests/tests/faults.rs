@@ -154,15 +154,15 @@ async fn redis_killed_for_two_seconds_mid_stream() {
                 let stored = ai.message(session, t.message_id).await.expect("stored");
                 assert_eq!(t.text, stored.text);
             }
-            FinalStatus::Failed => {
-                assert_eq!(error.map(|e| e.code), Some(ErrorCode::RedisUnavailable))
-            }
+            // The owner holds every answer through the outage and restores it (issue: a
+            // restart used to fail all of them with redis_unavailable).
+            FinalStatus::Failed => panic!("an answer failed through the outage: {error:?}"),
             FinalStatus::Cancelled => panic!("nobody cancelled"),
         }
         *counts.entry(format!("{status:?}")).or_default() += 1;
     }
     println!("outcomes after a 2 s Redis outage: {counts:?}");
-    assert_eq!(counts.values().sum::<usize>(), 50);
+    assert_eq!(counts.get("Completed"), Some(&50));
     // Both binaries recovered on their own: a new chat streams end to end.
     e2e_tests::stack::wait_ready(&format!("http://127.0.0.1:{}/readyz", gw.port)).await;
     e2e_tests::stack::wait_ready(&format!("{}/readyz", ai.url())).await;

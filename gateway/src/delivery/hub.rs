@@ -9,6 +9,7 @@ use std::sync::{Arc, RwLock};
 use store::{FeedEvent, FeedHandler};
 use uuid::Uuid;
 
+use super::outages::StoreOutages;
 use super::streams::Streams;
 use crate::sink::Sink;
 
@@ -24,6 +25,8 @@ pub struct Connection {
 #[derive(Default)]
 pub struct Hub {
     sessions: RwLock<HashMap<Uuid, Connection>>,
+    /// When the store last came back (learnt from the feed's resyncs).
+    pub outages: Arc<StoreOutages>,
 }
 
 impl Hub {
@@ -88,6 +91,7 @@ impl FeedHandler for HubFeed {
                 }
             }
             FeedEvent::Resync => {
+                self.0.outages.came_back();
                 for conn in self.0.connections() {
                     conn.streams.resync();
                 }

@@ -178,6 +178,8 @@ pub async fn ws_route(
         sink.clone(),
         state.store.clone(),
         state.tasks.clone(),
+        state.follower_patience,
+        state.hub.outages.clone(),
     );
     let connection = Connection {
         conn_id,

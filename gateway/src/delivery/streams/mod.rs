@@ -17,15 +17,12 @@ use store::{lifecycle, MessageRef, Store};
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use super::outages::StoreOutages;
 use crate::sink::Sink;
 use crate::tasks::Tasks;
 
 #[cfg(test)]
 mod tests;
-
-/// How long a backfill keeps retrying an unreachable store before it ends the message for the
-/// client as `failed/redis_unavailable` (so no client waits forever).
-const BACKFILL_OUTAGE_BUDGET: Duration = Duration::from_secs(15);
 
 #[derive(Debug)]
 struct Cursor {
@@ -62,6 +59,12 @@ pub struct Streams {
     sink: Sink,
     store: Arc<dyn Store>,
     tasks: Tasks,
+    /// How long a message may stay unreadable (the store away, or the message missing from it)
+    /// before the client is told it is lost: the owner's outage budget plus a lease
+    /// (`CommonArgs::follower_patience`), so that no message is ended for a client while its
+    /// owner may still restore it.
+    patience: Duration,
+    outages: Arc<StoreOutages>,
     cursors: Mutex<HashMap<Uuid, Cursor>>,
 }
 
@@ -73,12 +76,21 @@ pub enum Follow {
 }
 
 impl Streams {
-    pub fn new(session_id: Uuid, sink: Sink, store: Arc<dyn Store>, tasks: Tasks) -> Arc<Self> {
+    pub fn new(
+        session_id: Uuid,
+        sink: Sink,
+        store: Arc<dyn Store>,
+        tasks: Tasks,
+        patience: Duration,
+        outages: Arc<StoreOutages>,
+    ) -> Arc<Self> {
         Arc::new(Streams {
             session_id,
             sink,
             store,
             tasks,
+            patience,
+            outages,
             cursors: Mutex::new(HashMap::new()),
         })
     }
@@ -209,7 +221,8 @@ impl Streams {
 
     async fn backfill(&self, message_id: Uuid) {
         let msg = MessageRef::new(self.session_id, message_id);
-        let started = Instant::now();
+        // Since when the message could not be read (the store away, or the message missing).
+        let mut trouble: Option<Instant> = None;
         let mut delay = Duration::from_millis(50);
         loop {
             if self.sink.is_finished() {
@@ -230,6 +243,7 @@ impl Streams {
                 };
                 match read {
                     Ok(Some(read)) => {
+                        trouble = None;
                         let log_len = read.last_seq + u64::from(read.state.is_terminal());
                         if read.entries.is_empty() && c.next_index > read.last_seq {
                             // The client claims more than exists (a bogus after_seq): it
@@ -269,26 +283,40 @@ impl Streams {
                             return;
                         }
                     }
-                    Ok(None) => {
-                        let frame = if c.resumed && !c.confirmed {
-                            ServerFrame::error(
-                                ErrorCode::ResumeUnavailable,
-                                "this answer is no longer available (expired or unknown)",
-                                Some(message_id),
-                            )
-                        } else {
-                            lost_frame(message_id, c.next_index, "the store lost this message")
-                        };
+                    Ok(None)
+                        if c.resumed
+                            && !c.confirmed
+                            && !self.outages.back_within(self.patience) =>
+                    {
+                        // Resumed, never found, and no outage lately: unknown or expired.
                         map.remove(&message_id);
-                        self.sink.send(&frame);
+                        self.sink.send(&ServerFrame::error(
+                            ErrorCode::ResumeUnavailable,
+                            "this answer is no longer available (expired or unknown)",
+                            Some(message_id),
+                        ));
                         return;
                     }
-                    Err(e) => {
-                        if started.elapsed() > BACKFILL_OUTAGE_BUDGET {
-                            tracing::warn!(session_id = %self.session_id, %message_id, error = %e,
-                                "store unreachable; ending the message for this client");
-                            let frame =
-                                lost_frame(message_id, c.next_index, "the store is unreachable");
+                    // Missing, or the store away: its owner may still put it back (a restore
+                    // after the store lost it). Wait for that, within the patience.
+                    other => {
+                        let since = *trouble.get_or_insert_with(Instant::now);
+                        if since.elapsed() > self.patience {
+                            let why = match other {
+                                Ok(_) => "the store lost this message",
+                                Err(_) => "the store is unreachable",
+                            };
+                            tracing::warn!(session_id = %self.session_id, %message_id, why,
+                                "ending the message for this client");
+                            let frame = if c.resumed && !c.confirmed {
+                                ServerFrame::error(
+                                    ErrorCode::ResumeUnavailable,
+                                    "this answer is no longer available (expired or unknown)",
+                                    Some(message_id),
+                                )
+                            } else {
+                                lost_frame(message_id, c.next_index, why)
+                            };
                             map.remove(&message_id);
                             self.sink.send(&frame);
                             return;

@@ -51,6 +51,8 @@ impl Fixture {
             sink,
             Arc::new(store.clone()),
             Tasks::default(),
+            Duration::from_secs(30),
+            Arc::default(),
         );
         store.create(&msg, "owner", "hi").await.unwrap();
         Fixture {

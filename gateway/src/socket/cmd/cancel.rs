@@ -7,7 +7,7 @@
 //! Stop works while every ai-service is down; only if the store is also unreachable does the
 //! client get `error{ai_service_unavailable}`.
 
-use shared_proto::ServerFrame;
+use shared_proto::{ErrorCode, ServerFrame};
 use store::{lifecycle, MessageRef};
 use tracing::Instrument;
 use uuid::Uuid;
@@ -29,6 +29,9 @@ impl Commands {
                 chat_started.await;
                 let answer = match ai.cancel(session_id, message_id).await {
                     Ok(status) => Ok(status),
+                    // The ai-service answered that the store is away: no fallback can do better,
+                    // and the answer is retryable.
+                    Err(e) if e.code() == ErrorCode::StoreUnavailable => Err(e.code()),
                     Err(e) => {
                         tracing::warn!(error = %e, "ai-service unreachable; cancelling in the store");
                         metrics::counter!("gateway_ai_errors_total", "code" => e.code().as_str())

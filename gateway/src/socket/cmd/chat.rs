@@ -1,6 +1,7 @@
 //! `chat`: start a message.
 //!
-//! Checked in order: blank content, content over `MAX_CONTENT_BYTES`, the session at
+//! Checked in order: blank content, content over `MAX_CONTENT_BYTES`, the store away (a
+//! retryable `store_unavailable` at once), the session at
 //! `MAX_GENERATIONS_PER_SESSION`, a `message_id` this connection already follows; then the
 //! start is registered (so a `cancel` right behind waits for it, see `socket::starts`) and the
 //! ai-service's POST runs in its own task. Its answer is `ack` (then the message's chunks,
@@ -58,6 +59,15 @@ impl Commands {
             self.sink.send(&ServerFrame::error(
                 ErrorCode::ContentTooLong,
                 format!("content is longer than {max_content} bytes"),
+                Some(message_id),
+            ));
+            return;
+        }
+        if !self.state.feed.is_connected() || !self.state.store.is_connected() {
+            // The store is away: a retryable refusal now, never a hang until a timeout.
+            self.sink.send(&ServerFrame::error(
+                ErrorCode::StoreUnavailable,
+                "the store is unavailable right now; try again shortly",
                 Some(message_id),
             ));
             return;
