@@ -225,6 +225,7 @@ fn parse_frame(text: &str) -> In {
                 message_id: c.message_id,
                 seq: c.seq,
                 delta: c.delta.into_owned(),
+                kind: shared_proto::DeltaKind::Text,
                 ts: c.ts,
             });
         }
@@ -250,6 +251,7 @@ mod tests {
             message_id: Uuid::new_v4(),
             seq: 7,
             delta: " a \"quoted\" word".into(),
+            kind: shared_proto::DeltaKind::Text,
             ts: Some(123),
         };
         let text = frame.to_json();
