@@ -194,7 +194,7 @@ impl Dialer {
         let url = self.request_url(query, token.as_deref());
         let (ws, _) = tokio_tungstenite::client_async_with_config(url, stream, self.config())
             .await
-            .map_err(ClientError::Handshake)?;
+            .map_err(|e| ClientError::Handshake(Box::new(e)))?;
         let mut client = WsClient {
             ws,
             session_id: Uuid::nil(),

@@ -3,7 +3,8 @@
 
 use std::net::Ipv4Addr;
 
-/// A failed connect, send or handshake.
+/// A failed connect, send or handshake (tungstenite's errors are boxed: they are large, and
+/// every `Result` of the client carries this type).
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("the gateway URL must look like ws://HOST:PORT/PATH: {0}")]
@@ -17,7 +18,7 @@ pub enum ClientError {
         error: std::io::Error,
     },
     #[error("handshake: {0}")]
-    Handshake(#[source] tokio_tungstenite::tungstenite::Error),
+    Handshake(#[source] Box<tokio_tungstenite::tungstenite::Error>),
     #[error("first frame was not welcome: {0}")]
     NoWelcome(String),
     #[error("no welcome within {0:?}")]
@@ -25,5 +26,5 @@ pub enum ClientError {
     #[error("encode: {0}")]
     Encode(#[from] serde_json::Error),
     #[error("send: {0}")]
-    Send(#[source] tokio_tungstenite::tungstenite::Error),
+    Send(#[source] Box<tokio_tungstenite::tungstenite::Error>),
 }

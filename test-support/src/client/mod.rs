@@ -87,7 +87,7 @@ impl<C> WsClient<C> {
         self.ws
             .send(Message::Text(text.into()))
             .await
-            .map_err(ClientError::Send)
+            .map_err(|e| ClientError::Send(Box::new(e)))
     }
 
     /// Queues one frame without flushing (for bursts; [`WsClient::try_flush`] sends them).
@@ -96,11 +96,14 @@ impl<C> WsClient<C> {
         self.ws
             .feed(Message::Text(text.into()))
             .await
-            .map_err(ClientError::Send)
+            .map_err(|e| ClientError::Send(Box::new(e)))
     }
 
     pub async fn try_flush(&mut self) -> Result<(), ClientError> {
-        self.ws.flush().await.map_err(ClientError::Send)
+        self.ws
+            .flush()
+            .await
+            .map_err(|e| ClientError::Send(Box::new(e)))
     }
 
     /// The next protocol frame or the end of the connection; pings are answered by
