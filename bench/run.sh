@@ -16,44 +16,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-smoke=0
-build=1
-extra=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --smoke) smoke=1 ;;
-    --no-build) build=0 ;;
-    --) shift; extra=("$@"); break ;;
-    *) echo "bench/run.sh: unknown argument $1" >&2; exit 2 ;;
-  esac
-  shift
-done
-
-BIN_DIR=${BIN_DIR:-$ROOT/target/release}
-RESULTS_DIR=${RESULTS_DIR:-$ROOT/bench/results}
-REDIS_SERVER=${REDIS_SERVER:-redis-server}
+# shellcheck source=bench/start-stack.sh
+. "$ROOT/bench/start-stack.sh"
+bench_args bench/run.sh "$@"
+bench_binaries
 REDIS_BENCHMARK=${REDIS_BENCHMARK:-redis-benchmark}
-
-if [ "$build" = 1 ]; then
-  echo "bench: cargo build --release -p loadgen -p gateway -p ai-service" >&2
-  cargo build --release -p loadgen -p gateway -p ai-service
-  BIN_DIR=$ROOT/target/release
-fi
-for b in loadgen gateway ai-service; do
-  [ -x "$BIN_DIR/$b" ] || { echo "bench: $BIN_DIR/$b is missing (build it, or set BIN_DIR)" >&2; exit 2; }
-done
-command -v "$REDIS_SERVER" >/dev/null || { echo "bench: $REDIS_SERVER not found" >&2; exit 2; }
 command -v "$REDIS_BENCHMARK" >/dev/null || { echo "bench: $REDIS_BENCHMARK not found" >&2; exit 2; }
 
 # As many file descriptors as allowed (19,000 idle connections in S1).
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-mkdir -p "$RESULTS_DIR"
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 if [ "$smoke" = 1 ]; then name="smoke-$stamp"; else name="$stamp"; fi
 out="$RESULTS_DIR/$name.json"
-# shellcheck source=bench/start-stack.sh
-. "$ROOT/bench/start-stack.sh"
 start_stack
 
 cmd="bench/run.sh"

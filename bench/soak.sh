@@ -23,44 +23,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-smoke=0
-build=1
-extra=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --smoke) smoke=1 ;;
-    --no-build) build=0 ;;
-    --) shift; extra=("$@"); break ;;
-    *) echo "bench/soak.sh: unknown argument $1" >&2; exit 2 ;;
-  esac
-  shift
-done
-
-BIN_DIR=${BIN_DIR:-$ROOT/target/release}
-RESULTS_DIR=${RESULTS_DIR:-$ROOT/bench/results}
-REDIS_SERVER=${REDIS_SERVER:-redis-server}
+# shellcheck source=bench/start-stack.sh
+. "$ROOT/bench/start-stack.sh"
+bench_args bench/soak.sh "$@"
+bench_binaries
 STREAM_TTL=${STREAM_TTL:-10m}
 SOAK_DURATION=${SOAK_DURATION:-30m}
 SOAK_SOCKETS=${SOAK_SOCKETS:-200}
 
-if [ "$build" = 1 ]; then
-  echo "soak: cargo build --release -p loadgen -p gateway -p ai-service" >&2
-  cargo build --release -p loadgen -p gateway -p ai-service
-  BIN_DIR=$ROOT/target/release
-fi
-for b in loadgen gateway ai-service; do
-  [ -x "$BIN_DIR/$b" ] || { echo "soak: $BIN_DIR/$b is missing (build it, or set BIN_DIR)" >&2; exit 2; }
-done
-command -v "$REDIS_SERVER" >/dev/null || { echo "soak: $REDIS_SERVER not found" >&2; exit 2; }
-
-mkdir -p "$RESULTS_DIR"
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 if [ "$smoke" = 1 ]; then name="soak-smoke-$stamp"; else name="soak-$stamp"; fi
 out="$RESULTS_DIR/$name.json"
 
 AI_ENV=("STREAM_TTL=$STREAM_TTL")
-# shellcheck source=bench/start-stack.sh
-. "$ROOT/bench/start-stack.sh"
 start_stack
 
 cmd="STREAM_TTL=$STREAM_TTL SOAK_DURATION=$SOAK_DURATION SOAK_SOCKETS=$SOAK_SOCKETS bench/soak.sh"

@@ -1,21 +1,58 @@
-# Sourced by bench/run.sh and bench/soak.sh (not run by itself): starts a private redis-server
-# (no persistence), the ai-service and the gateway as separate processes on free loopback
-# ports, and stops them at exit (printing the last lines of their logs when the run failed,
+# Sourced by bench/run.sh and bench/soak.sh (not run by itself), from the repository root:
+# their common arguments, binaries, and the stack they measure. A private redis-server (no
+# persistence), the ai-service and the gateway run as separate processes on free loopback
+# ports and are stopped at exit (the last lines of their logs are printed when the run failed,
 # or always with KEEP_LOGS=1).
 #
-# Needs BIN_DIR (ai-service, gateway) and REDIS_SERVER. AI_ENV: an array of extra KEY=VALUE
-# for the ai-service (e.g. STREAM_TTL=60s). After `start_stack`: work (a temporary folder for
-# logs), redis_port redis_pid ai_port ai_pid gw_port gw_pid, and pids (all three).
+#   bench_args NAME "$@"   --smoke, --no-build, -- ARGS… → smoke, build, extra
+#   bench_binaries         builds (unless --no-build) and checks loadgen, gateway, ai-service
+#                          and redis-server; sets BIN_DIR, RESULTS_DIR, REDIS_SERVER
+#   start_stack            AI_ENV: an array of extra KEY=VALUE for the ai-service (e.g.
+#                          STREAM_TTL=60s); sets redis_port redis_pid ai_port ai_pid gw_port
+#                          gw_pid, and pids (all three); work is the folder of their logs
+#   check_alive            fails the run if a service died meanwhile
+
+bench_args() {
+  local name=$1
+  shift
+  smoke=0
+  build=1
+  extra=()
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --smoke) smoke=1 ;;
+      --no-build) build=0 ;;
+      --) shift; extra=("$@"); break ;;
+      *) echo "$name: unknown argument $1" >&2; exit 2 ;;
+    esac
+    shift
+  done
+}
+
+bench_binaries() {
+  BIN_DIR=${BIN_DIR:-$ROOT/target/release}
+  RESULTS_DIR=${RESULTS_DIR:-$ROOT/bench/results}
+  REDIS_SERVER=${REDIS_SERVER:-redis-server}
+  if [ "$build" = 1 ]; then
+    echo "bench: cargo build --release -p loadgen -p gateway -p ai-service" >&2
+    cargo build --release -p loadgen -p gateway -p ai-service
+    BIN_DIR=$ROOT/target/release
+  fi
+  for b in loadgen gateway ai-service; do
+    [ -x "$BIN_DIR/$b" ] || { echo "bench: $BIN_DIR/$b is missing (build it, or set BIN_DIR)" >&2; exit 2; }
+  done
+  command -v "$REDIS_SERVER" >/dev/null || { echo "bench: $REDIS_SERVER not found" >&2; exit 2; }
+  mkdir -p "$RESULTS_DIR"
+}
 
 pids=()
 work=$(mktemp -d "${TMPDIR:-/tmp}/streamline-bench.XXXXXX")
-AI_ENV=("${AI_ENV[@]+"${AI_ENV[@]}"}")
 
 cleanup() {
   local rc=$?
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  if [ "$rc" != 0 ] || [ "${KEEP_LOGS:-0}" = 1 ]; then
+  if { [ "$rc" != 0 ] || [ "${KEEP_LOGS:-0}" = 1 ]; } && ls "$work"/*.log >/dev/null 2>&1; then
     for f in "$work"/*.log; do
       [ -f "$f" ] || continue
       echo "---- $(basename "$f") (last 20 lines) ----" >&2

@@ -22,7 +22,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::{json, Value};
 
 use crate::procs::Watched;
-use test_support::client::{Buffers, Dialer, SourceAddress};
+use test_support::client::{Buffers, Dialer, Nagle, SourceAddress};
 
 use crate::scenarios::{Ctx, Soak, WaveSpec, S1, S3, S4, S5, S6};
 
@@ -373,6 +373,7 @@ async fn run(a: RunArgs) -> Result<(), String> {
     dialer.source = SourceAddress::SpreadOverLoopback {
         per_address: a.conns_per_source_ip.max(1),
     };
+    dialer.nagle = Nagle::Off;
     let mut procs: Vec<Watched> = a
         .pids
         .iter()

@@ -54,6 +54,16 @@ pub enum SourceAddress {
     SpreadOverLoopback { per_address: usize },
 }
 
+/// Whether small writes wait for earlier ones to be acknowledged (Nagle's algorithm).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nagle {
+    /// The OS default (on): what tokio-tungstenite's `connect_async` does, and so the timing
+    /// the suites were written against.
+    On,
+    /// `TCP_NODELAY`: every frame leaves at once (`loadgen` measures latency).
+    Off,
+}
+
 /// How to reach a gateway's WebSocket endpoint.
 #[derive(Debug, Clone)]
 pub struct Dialer {
@@ -67,11 +77,12 @@ pub struct Dialer {
     pub token: Option<String>,
     pub buffers: Buffers,
     pub source: SourceAddress,
+    pub nagle: Nagle,
 }
 
 impl Dialer {
     /// A dialer for `url` (`ws://HOST:PORT/PATH[?QUERY]`) with the defaults: no token,
-    /// tungstenite's buffers, the OS's source address.
+    /// tungstenite's buffers, the OS's source address, Nagle on.
     pub fn new(url: &str) -> Result<Dialer, ClientError> {
         let rest = url
             .strip_prefix("ws://")
@@ -90,6 +101,7 @@ impl Dialer {
             token: None,
             buffers: Buffers::Default,
             source: SourceAddress::Any,
+            nagle: Nagle::On,
         })
     }
 
@@ -149,7 +161,9 @@ impl Dialer {
                 .map_err(tcp)?;
         }
         let stream = socket.connect(addr).await.map_err(tcp)?;
-        stream.set_nodelay(true).map_err(tcp)?;
+        if self.nagle == Nagle::Off {
+            stream.set_nodelay(true).map_err(tcp)?;
+        }
         Ok(stream)
     }
 

@@ -32,7 +32,8 @@ use tokio_tungstenite::WebSocketStream;
 use uuid::Uuid;
 
 pub use dial::{
-    has_token, heartbeat_interval, Buffers, Credentials, Dialer, NoCredentials, SourceAddress,
+    has_token, heartbeat_interval, Buffers, Credentials, Dialer, Nagle, NoCredentials,
+    SourceAddress,
 };
 pub use error::ClientError;
 pub use incoming::Incoming;
@@ -83,18 +84,18 @@ impl<C> WsClient<C> {
 
     /// Sends one frame.
     pub async fn send_frame(&mut self, frame: &ClientFrame) -> Result<(), ClientError> {
-        let text = serde_json::to_string(frame)?;
+        let message = encode(frame)?;
         self.ws
-            .send(Message::Text(text.into()))
+            .send(message)
             .await
             .map_err(|e| ClientError::Send(Box::new(e)))
     }
 
     /// Queues one frame without flushing (for bursts; [`WsClient::try_flush`] sends them).
     pub async fn feed_frame(&mut self, frame: &ClientFrame) -> Result<(), ClientError> {
-        let text = serde_json::to_string(frame)?;
+        let message = encode(frame)?;
         self.ws
-            .feed(Message::Text(text.into()))
+            .feed(message)
             .await
             .map_err(|e| ClientError::Send(Box::new(e)))
     }
@@ -261,6 +262,11 @@ impl<C> WsClient<C> {
         }
         (ack, others)
     }
+}
+
+/// A frame as the text message that carries it.
+fn encode(frame: &ClientFrame) -> Result<Message, ClientError> {
+    Ok(Message::Text(serde_json::to_string(frame)?.into()))
 }
 
 /// The close code of a tungstenite close (for assertions).
