@@ -43,14 +43,14 @@ pub fn section(s: &Value) -> String {
     let ttl = p["stream_ttl"].as_str().unwrap_or("as configured");
     let _ = writeln!(
         md,
-        "## Soak: memory over {} chats\n\n{} sockets for {} s, chats back to back (`{}`), every {} chat cancelled after its first chunk, nothing scraping `/metrics`; every {} s the RSS of the gateway and the ai-service and Redis `used_memory`. STREAM_TTL {ttl}; warm-up: the first {} s. {} chats ended ({} completed, {} cancelled, {} failed; {} chats/s); {} error frames, {} client failures{}.\n",
+        "## Soak: memory over {} chats\n\n{} sockets for {} s, chats back to back (`{}`), {} cancelled after its first chunk, nothing scraping `/metrics`; every {} s the RSS of the gateway and the ai-service and Redis `used_memory`. STREAM_TTL {ttl}; warm-up: the first {} s. {} chats ended ({} completed, {} cancelled, {} failed; {} chats/s); {} error frames, {} client failures{}.\n",
         group(c["ended"].as_u64().unwrap_or(0)),
         num(&p["sockets"]),
         num(&p["duration_s"]),
         p["prompt"].as_str().unwrap_or("").replace('\n', "\\n"),
         match p["cancel_every"].as_u64() {
-            Some(0) => "no".to_string(),
-            Some(n) => format!("{n}th"),
+            Some(0) => "no chat".to_string(),
+            Some(n) => format!("one chat in {n}"),
             None => "–".to_string(),
         },
         num(&p["sample_every_s"]),
