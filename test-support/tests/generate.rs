@@ -51,7 +51,11 @@ async fn generated_answers_follow_the_prompt_and_keep_the_connection() {
             .await
             .unwrap();
         assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
-        assert_eq!(text.matches(r#""delta":{"content":" "#).count(), tokens, "{text}");
+        assert_eq!(
+            text.matches(r#""delta":{"content":" "#).count(),
+            tokens,
+            "{text}"
+        );
         assert!(text.contains(r#""finish_reason":"stop""#), "{text}");
         assert!(
             text.contains(&format!(r#""completion_tokens":{tokens}"#)),
