@@ -207,6 +207,7 @@ async fn start_message(
     let StartMessageRequest {
         message_id,
         content,
+        user: _,
     } = body.into_inner();
     if content.trim().is_empty() {
         return Err(HttpError::new(

@@ -125,6 +125,7 @@ impl AiClient {
         let body = StartMessageRequest {
             message_id,
             content: content.to_string(),
+            user: None,
         };
         // The POST is idempotent on message_id, so a replica that is draining (503
         // shutting_down) or a connection that could not be made is retried: behind a Service

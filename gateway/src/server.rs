@@ -122,7 +122,10 @@ pub async fn start(
         hub.clone(),
         ai,
         tokens,
-        common.follower_patience(),
+        crate::delivery::streams::Patience {
+            unreadable: common.follower_patience(),
+            restore: common.lease_ttl,
+        },
     ));
     let app_state = state.clone();
     let server = HttpServer::new(move || {

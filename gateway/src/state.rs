@@ -27,7 +27,7 @@ pub struct AppState {
     pub tasks: Tasks,
     /// How long a followed message may stay unreadable before it is ended for its client
     /// (`CommonArgs::follower_patience`).
-    pub follower_patience: std::time::Duration,
+    pub follower_patience: crate::delivery::streams::Patience,
     /// Cancelled on shutdown: every connection closes with 1001.
     pub shutdown: CancellationToken,
     draining: AtomicBool,
@@ -41,7 +41,7 @@ impl AppState {
         hub: Arc<Hub>,
         ai: AiClient,
         tokens: ResumeTokens,
-        follower_patience: std::time::Duration,
+        follower_patience: crate::delivery::streams::Patience,
     ) -> Self {
         crate::telemetry::register();
         AppState {

@@ -11,6 +11,11 @@ use crate::{CancelStatus, ErrorBody, MessageState, Usage};
 pub struct StartMessageRequest {
     pub message_id: Uuid,
     pub content: String,
+    /// The user (the connection's JWT `sub`), passed by a gateway that authenticated it (the
+    /// API trusts it: it is protected by `AI_SERVICE_TOKEN`). Anonymous users have none. It
+    /// names the generation in the admin API and is what `USER_TOKEN_BUDGET` charges.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
 }
 
 /// 202 answer to [`StartMessageRequest`]: the message's state now. A retry with the same

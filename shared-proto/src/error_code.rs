@@ -66,6 +66,9 @@ pub enum ErrorCode {
     OriginNotAllowed,
     /// The gateway holds `MAX_CONNECTIONS`, or the client's IP `MAX_CONNECTIONS_PER_IP` (503).
     TooManyConnections,
+    /// The user spent its `USER_TOKEN_BUDGET` for the current window: a `chat` is refused
+    /// (`error`, with `retry_after_s`), and a running answer that exhausts it ends `failed`.
+    QuotaExceeded,
 }
 
 impl ErrorCode {
@@ -97,6 +100,7 @@ impl ErrorCode {
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::OriginNotAllowed => "origin_not_allowed",
             ErrorCode::TooManyConnections => "too_many_connections",
+            ErrorCode::QuotaExceeded => "quota_exceeded",
         }
     }
 }
@@ -113,6 +117,10 @@ impl std::fmt::Display for ErrorCode {
 pub struct ErrorBody {
     pub code: ErrorCode,
     pub message: String,
+    /// When retrying makes sense, in how many seconds (`quota_exceeded`: until the window
+    /// frees).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_s: Option<u64>,
 }
 
 impl ErrorBody {
@@ -120,6 +128,7 @@ impl ErrorBody {
         ErrorBody {
             code,
             message: message.into(),
+            retry_after_s: None,
         }
     }
 }
@@ -156,6 +165,7 @@ mod tests {
             ErrorCode::Unauthorized,
             ErrorCode::OriginNotAllowed,
             ErrorCode::TooManyConnections,
+            ErrorCode::QuotaExceeded,
         ] {
             assert_eq!(
                 serde_json::to_string(&code).unwrap(),

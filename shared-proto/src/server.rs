@@ -142,6 +142,9 @@ pub enum ServerFrame {
         message: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         message_id: Option<Uuid>,
+        /// When retrying makes sense, in how many seconds (`quota_exceeded`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_s: Option<u64>,
     },
 }
 
@@ -152,6 +155,7 @@ impl ServerFrame {
             code,
             message: message.into(),
             message_id,
+            retry_after_s: None,
         }
     }
 

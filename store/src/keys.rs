@@ -16,6 +16,7 @@
 //! | `s:{sid}:m:{mid}:tomb` | string | a cancel that came before the message existed (its canceller replica), for `CANCEL_GRACE` |
 //! | `s:{sid}:hist` | list | the session's finished turns as JSON, capped, expiring |
 //! | `s:{sid}:ch` | shard channel | live copies of every log entry of the session |
+//! | `u:{user}:tokens` | string | a user's completion tokens in the current budget window (user hex-encoded) |
 //! | `r:{replica}:nudge` | shard channel | "stop this message now" for one ai-service replica |
 
 use uuid::Uuid;
@@ -76,6 +77,13 @@ pub fn session_channel(session_id: Uuid) -> String {
 pub fn session_of_channel(channel: &str) -> Option<Uuid> {
     let inner = channel.strip_prefix("s:{")?.strip_suffix("}:ch")?;
     Uuid::parse_str(inner).ok()
+}
+
+/// A user's budget counter, tagged on the user (hex, so that no character of a `sub` can
+/// break the hash tag).
+pub fn user_budget(user: &str) -> String {
+    let hex: String = user.bytes().map(|b| format!("{b:02x}")).collect();
+    format!("u:{{{hex}}}:tokens")
 }
 
 /// A replica's nudge channel.

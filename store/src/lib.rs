@@ -20,6 +20,7 @@
 //! transition (the nudges); they never compose store calls themselves.
 
 mod backend;
+mod budget;
 pub mod conversation;
 mod error;
 mod feed;
@@ -34,6 +35,7 @@ use shared_proto::{ActiveMessage, ErrorBody, FinalStatus, MessageState, StreamCh
 use uuid::Uuid;
 
 pub use backend::{FeedFactory, StoreBackend};
+pub use budget::{Budget, Spent};
 pub use error::StoreError;
 pub use feed::{Feed, FeedEvent, FeedHandler};
 pub use memory::{MemoryFeed, MemoryStore, MemoryStoreConfig};
@@ -307,6 +309,10 @@ pub trait Store: Send + Sync + 'static {
         msg: &MessageRef,
         snapshot: Snapshot<'_>,
     ) -> Result<Restored, StoreError>;
+
+    /// Charges `tokens` to `user`'s budget (0: only looks), see [`budget`]: whether room is
+    /// left after the charge.
+    async fn charge(&self, user: &str, tokens: u64, budget: Budget) -> Result<Spent, StoreError>;
 
     /// A round trip to the store, for readiness.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -12,26 +12,18 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// The last time the store came back. Shared by the hub (which learns it from the feed) and
-/// every connection's streams.
-#[derive(Debug)]
+/// The last time the store came back (none seen yet: a gateway that starts after an outage
+/// cannot tell, and treats a missing message as unknown). Shared by the hub (which learns it
+/// from the feed) and every connection's streams.
+#[derive(Debug, Default)]
 pub struct StoreOutages {
-    last_back: Mutex<Instant>,
-}
-
-impl Default for StoreOutages {
-    /// A gateway that just started counts as just after an outage: it cannot know.
-    fn default() -> Self {
-        StoreOutages {
-            last_back: Mutex::new(Instant::now()),
-        }
-    }
+    last_back: Mutex<Option<Instant>>,
 }
 
 impl StoreOutages {
     /// The store is back (the feed resubscribed and resynced).
     pub fn came_back(&self) {
-        *self.last_back.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        *self.last_back.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
     }
 
     /// Whether the store came back less than `within` ago.
@@ -39,7 +31,6 @@ impl StoreOutages {
         self.last_back
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .elapsed()
-            < within
+            .is_some_and(|at| at.elapsed() < within)
     }
 }

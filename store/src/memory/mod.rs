@@ -31,8 +31,8 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::{
-    Appended, Cancelled, Created, FeedEvent, FeedHandler, Finished, Lease, LogRead, MessageRef,
-    Outcome, Restored, Snapshot, Store, StoreError,
+    Appended, Budget, Cancelled, Created, FeedEvent, FeedHandler, Finished, Lease, LogRead,
+    MessageRef, Outcome, Restored, Snapshot, Spent, Store, StoreError,
 };
 pub use feed::MemoryFeed;
 
@@ -125,6 +125,8 @@ struct State {
     /// Cancels of messages that did not exist yet (`s:{sid}:m:{mid}:tomb`): the canceller and
     /// when the tombstone expires.
     tombstones: HashMap<MessageRef, (String, Instant)>,
+    /// Users' budget counters (`u:{user}:tokens`): tokens used, and when the window ends.
+    budgets: HashMap<String, (u64, Instant)>,
 }
 
 impl State {
@@ -875,6 +877,34 @@ impl Store for MemoryStore {
             Some(canceller) => Restored::CancelledMeanwhile { canceller },
             None => Restored::Restored { appended },
         })
+    }
+
+    async fn charge(&self, user: &str, tokens: u64, budget: Budget) -> Result<Spent, StoreError> {
+        // As charge.lua: a fixed window from the first charge.
+        let now = Instant::now();
+        let mut st = self.inner.lock();
+        if st.budgets.get(user).is_some_and(|(_, until)| *until <= now) {
+            st.budgets.remove(user);
+        }
+        let used = match st.budgets.get_mut(user) {
+            Some((used, _)) => {
+                *used += tokens;
+                *used
+            }
+            None if tokens > 0 => {
+                st.budgets
+                    .insert(user.to_string(), (tokens, now + budget.window));
+                tokens
+            }
+            None => 0,
+        };
+        if used >= budget.limit {
+            let until = st.budgets.get(user).map_or(now, |(_, until)| *until);
+            return Ok(Spent::Exhausted {
+                retry_after: until.saturating_duration_since(now),
+            });
+        }
+        Ok(Spent::Within { used })
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

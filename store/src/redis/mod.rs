@@ -27,8 +27,8 @@ use uuid::Uuid;
 use crate::conversation;
 use crate::keys;
 use crate::{
-    Appended, Cancelled, Created, Finished, Lease, LogRead, MessageRef, Outcome, Restored,
-    Snapshot, Store, StoreError,
+    Appended, Budget, Cancelled, Created, Finished, Lease, LogRead, MessageRef, Outcome, Restored,
+    Snapshot, Spent, Store, StoreError,
 };
 use batcher::AppendBatcher;
 pub use connect_failure::ConnectFailure;
@@ -562,6 +562,29 @@ impl Store for RedisStore {
             },
             0 => Restored::Ended(state_at(&reply, 1)?),
             _ => Restored::Lost,
+        })
+    }
+
+    async fn charge(&self, user: &str, tokens: u64, budget: Budget) -> Result<Spent, StoreError> {
+        let reply: Vec<Value> = self
+            .scripts
+            .charge
+            .run(
+                &self.client,
+                vec![keys::user_budget(user)],
+                vec![
+                    tokens.to_string(),
+                    budget.limit.to_string(),
+                    ms(budget.window).to_string(),
+                ],
+            )
+            .await?;
+        let detail = int_at(&reply, 1)?.max(0) as u64;
+        Ok(match int_at(&reply, 0)? {
+            1 => Spent::Within { used: detail },
+            _ => Spent::Exhausted {
+                retry_after: Duration::from_millis(detail),
+            },
         })
     }
 

@@ -17,6 +17,7 @@ pub(crate) struct Scripts {
     pub active: Lua,
     pub restore: Lua,
     pub conversation: Lua,
+    pub charge: Lua,
 }
 
 impl Scripts {
@@ -30,6 +31,7 @@ impl Scripts {
             active: Lua(Script::from_lua(include_str!("lua/active.lua"))),
             restore: Lua(Script::from_lua(include_str!("lua/restore.lua"))),
             conversation: Lua(Script::from_lua(include_str!("lua/conversation.lua"))),
+            charge: Lua(Script::from_lua(include_str!("lua/charge.lua"))),
         }
     }
 }

@@ -53,17 +53,26 @@ enum Retry {
     Drain,
 }
 
+/// How long a follower waits for a message it cannot read, so that no message is ended for a
+/// client while its owner may still restore it.
+#[derive(Debug, Clone, Copy)]
+pub struct Patience {
+    /// The store away, or a followed message missing from it: the owner's outage budget plus a
+    /// lease (`STORE_OUTAGE_BUDGET` + `LEASE_TTL`).
+    pub unreadable: Duration,
+    /// A resumed message never found, soon after the store came back: a lease, the time its
+    /// owner takes to notice and restore it (`LEASE_TTL`). Otherwise it is unknown at once.
+    pub restore: Duration,
+}
+
 /// The messages one connection follows.
 pub struct Streams {
     session_id: Uuid,
     sink: Sink,
     store: Arc<dyn Store>,
     tasks: Tasks,
-    /// How long a message may stay unreadable (the store away, or the message missing from it)
-    /// before the client is told it is lost: the owner's outage budget plus a lease
-    /// (`CommonArgs::follower_patience`), so that no message is ended for a client while its
-    /// owner may still restore it.
-    patience: Duration,
+    /// How long to wait for a message that cannot be read (see [`Patience`]).
+    patience: Patience,
     outages: Arc<StoreOutages>,
     cursors: Mutex<HashMap<Uuid, Cursor>>,
 }
@@ -81,7 +90,7 @@ impl Streams {
         sink: Sink,
         store: Arc<dyn Store>,
         tasks: Tasks,
-        patience: Duration,
+        patience: Patience,
         outages: Arc<StoreOutages>,
     ) -> Arc<Self> {
         Arc::new(Streams {
@@ -298,25 +307,29 @@ impl Streams {
                             return;
                         }
                     }
-                    Ok(None)
-                        if c.resumed
-                            && !c.confirmed
-                            && !self.outages.back_within(self.patience) =>
-                    {
-                        // Resumed, never found, and no outage lately: unknown or expired.
-                        map.remove(&message_id);
-                        self.sink.send(&ServerFrame::error(
-                            ErrorCode::ResumeUnavailable,
-                            "this answer is no longer available (expired or unknown)",
-                            Some(message_id),
-                        ));
-                        return;
+                    Ok(None) if c.resumed && !c.confirmed => {
+                        // Resumed and never found: unknown or expired, unless the store came
+                        // back lately and its owner may be about to restore it.
+                        let since = *trouble.get_or_insert_with(Instant::now);
+                        if self.outages.back_within(self.patience.unreadable)
+                            && since.elapsed() <= self.patience.restore
+                        {
+                            Retry::Later
+                        } else {
+                            map.remove(&message_id);
+                            self.sink.send(&ServerFrame::error(
+                                ErrorCode::ResumeUnavailable,
+                                "this answer is no longer available (expired or unknown)",
+                                Some(message_id),
+                            ));
+                            return;
+                        }
                     }
                     // Missing, or the store away: its owner may still put it back (a restore
                     // after the store lost it). Wait for that, within the patience.
                     other => {
                         let since = *trouble.get_or_insert_with(Instant::now);
-                        if since.elapsed() > self.patience {
+                        if since.elapsed() > self.patience.unreadable {
                             let why = match other {
                                 Ok(_) => "the store lost this message",
                                 Err(_) => "the store is unreachable",

@@ -51,7 +51,10 @@ impl Fixture {
             sink,
             Arc::new(store.clone()),
             Tasks::default(),
-            Duration::from_secs(30),
+            super::Patience {
+                unreadable: Duration::from_secs(30),
+                restore: Duration::from_secs(4),
+            },
             Arc::default(),
         );
         store.create(&msg, "owner", "hi").await.unwrap();
