@@ -38,10 +38,11 @@ impl AppState {
         hub: Arc<Hub>,
         ai: AiClient,
         tokens: ResumeTokens,
+        security: Security,
     ) -> Self {
         crate::telemetry::register();
         AppState {
-            security: Security::new(&config),
+            security,
             config,
             store,
             feed,

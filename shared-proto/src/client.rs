@@ -24,6 +24,10 @@ pub enum ClientFrame {
     Resume { message_id: Uuid, after_seq: u64 },
     /// Keep-alive; answered with `heartbeat_ack`.
     Heartbeat {},
+    /// Replace the connection's login token before it expires (the new JWT must carry the
+    /// same `sub`). Answered with `auth_ack`, or `error{unauthorized}` while the old token
+    /// stays in force. A connection whose token expires without one is closed with 4003.
+    Auth { token: String },
 }
 
 /// Why a text frame is not a valid [`ClientFrame`]; maps to a stable [`ErrorCode`].
@@ -40,7 +44,7 @@ struct Envelope<'a> {
     kind: Option<std::borrow::Cow<'a, str>>,
 }
 
-const KNOWN_TYPES: [&str; 4] = ["chat", "cancel", "resume", "heartbeat"];
+const KNOWN_TYPES: [&str; 5] = ["chat", "cancel", "resume", "heartbeat", "auth"];
 
 impl ClientFrame {
     /// Parses one text frame, classifying failures so the client gets a precise code.
@@ -68,7 +72,7 @@ impl ClientFrame {
             return Err(FrameError {
                 code: ErrorCode::UnknownType,
                 message: format!(
-                    "unknown type `{shown}`; expected one of chat, cancel, resume, heartbeat"
+                    "unknown type `{shown}`; expected one of chat, cancel, resume, heartbeat, auth"
                 ),
             });
         }
@@ -95,6 +99,7 @@ impl ClientFrame {
             ClientFrame::Cancel { .. } => "cancel",
             ClientFrame::Resume { .. } => "resume",
             ClientFrame::Heartbeat {} => "heartbeat",
+            ClientFrame::Auth { .. } => "auth",
         }
     }
 }
@@ -145,6 +150,12 @@ mod tests {
             ClientFrame::parse(r#"{"type":"heartbeat","extra":1}"#).unwrap(),
             ClientFrame::Heartbeat {}
         );
+        assert_eq!(
+            ClientFrame::parse(r#"{"type":"auth","token":"a.b.c"}"#).unwrap(),
+            ClientFrame::Auth {
+                token: "a.b.c".into()
+            }
+        );
     }
 
     #[test]
@@ -163,6 +174,11 @@ mod tests {
             ErrorCode::InvalidFrame
         );
         assert_eq!(code(r#"{"type":"cancel"}"#), ErrorCode::InvalidFrame);
+        assert_eq!(code(r#"{"type":"auth"}"#), ErrorCode::InvalidFrame);
+        assert_eq!(
+            code(r#"{"type":"auth","token":7}"#),
+            ErrorCode::InvalidFrame
+        );
         assert_eq!(
             code(r#"{"type":"cancel","message_id":"nope"}"#),
             ErrorCode::InvalidMessageId

@@ -64,6 +64,9 @@ pub enum ServerFrame {
     },
     /// The answer to a `heartbeat`.
     HeartbeatAck {},
+    /// The answer to an accepted `auth`: the connection now runs on the new token, which
+    /// expires at `exp` (seconds since the epoch).
+    AuthAck { exp: u64 },
     /// Something the client sent could not be served; the connection stays open.
     Error {
         code: ErrorCode,
@@ -93,7 +96,7 @@ impl ServerFrame {
     }
 
     /// Every frame `type`, in the order of [`ServerFrame::kind_index`].
-    pub const KINDS: [&'static str; 7] = [
+    pub const KINDS: [&'static str; 8] = [
         "welcome",
         "ack",
         "chunk",
@@ -101,6 +104,7 @@ impl ServerFrame {
         "cancel_ack",
         "heartbeat_ack",
         "error",
+        "auth_ack",
     ];
 
     /// The frame's `type`, for logs and metrics.
@@ -118,6 +122,7 @@ impl ServerFrame {
             ServerFrame::CancelAck { .. } => 4,
             ServerFrame::HeartbeatAck {} => 5,
             ServerFrame::Error { .. } => 6,
+            ServerFrame::AuthAck { .. } => 7,
         }
     }
 }
@@ -165,5 +170,24 @@ mod tests {
             v,
             serde_json::json!({"type":"cancel_ack","message_id":id,"status":"already_completed"})
         );
+        let v: serde_json::Value =
+            serde_json::from_str(&ServerFrame::AuthAck { exp: 1_700_000_000 }.to_json()).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"type":"auth_ack","exp":1_700_000_000u64})
+        );
+    }
+
+    #[test]
+    fn kinds_follow_kind_index() {
+        let frames = [
+            ServerFrame::HeartbeatAck {},
+            ServerFrame::AuthAck { exp: 1 },
+            ServerFrame::error(ErrorCode::Internal, "x", None),
+        ];
+        for f in frames {
+            let v: serde_json::Value = serde_json::from_str(&f.to_json()).unwrap();
+            assert_eq!(v["type"], f.kind());
+        }
     }
 }
