@@ -37,13 +37,11 @@ export interface ConversationMessage {
   usage?: UsageNext;
 }
 
-/** Server frames that are not in protocol v1 yet. */
+/** Server frames that are not in protocol v1 yet. (`auth_ack` is: see wire/ServerFrame.ts.) */
 export type ServerFrameNext =
   | { type: 'conversation'; messages: ConversationMessage[] }
   /** A message of this session started by another socket (another tab or device). */
-  | { type: 'started'; message_id: string; content: string }
-  /** The in-band token was accepted; `exp` is its expiry (seconds since the epoch). */
-  | { type: 'auth_ack'; exp: number };
+  | { type: 'started'; message_id: string; content: string };
 
-/** Client frames that are not in protocol v1 yet. */
-export type ClientFrameNext = { type: 'conversation' } | { type: 'auth'; token: string };
+/** Client frames that are not in protocol v1 yet. (`auth` is: see wire/ClientFrame.ts.) */
+export type ClientFrameNext = { type: 'conversation' };
