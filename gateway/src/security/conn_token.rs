@@ -98,14 +98,18 @@ impl ConnToken {
     }
 }
 
+/// The longest one expiry timer waits; a token valid for longer is re-checked then (a far
+/// `exp` must not overflow the monotonic clock).
+const MAX_TIMER: Duration = Duration::from_secs(24 * 3600);
+
 /// When a token expiring at `exp` (seconds since the epoch) stops holding: `exp` + `leeway`,
-/// on the monotonic clock (now if that is past).
+/// on the monotonic clock (now if that is past; at most [`MAX_TIMER`] ahead).
 pub fn expiry_deadline(exp: u64, leeway: Duration) -> tokio::time::Instant {
     let end_ms = exp
         .saturating_mul(1000)
         .saturating_add(leeway.as_millis() as u64);
-    let left = end_ms.saturating_sub(shared_proto::now_ms());
-    tokio::time::Instant::now() + Duration::from_millis(left)
+    let left = Duration::from_millis(end_ms.saturating_sub(shared_proto::now_ms()));
+    tokio::time::Instant::now() + left.min(MAX_TIMER)
 }
 
 #[cfg(test)]
@@ -162,5 +166,10 @@ mod tests {
             left > Duration::from_secs(63) && left <= Duration::from_secs(65),
             "{left:?}"
         );
+        // A token valid for ages (or u64::MAX) waits one day, then is looked at again.
+        for exp in [u64::MAX, u64::MAX / 1000, 1 << 62] {
+            let d = expiry_deadline(exp, Duration::from_secs(300));
+            assert!(d.duration_since(now) <= MAX_TIMER + Duration::from_secs(1));
+        }
     }
 }

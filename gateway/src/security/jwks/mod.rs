@@ -121,20 +121,22 @@ impl Jwks {
         self.fetch(&mut schedule, "start").await
     }
 
-    /// The periodic refresh, until `shutdown`.
+    /// The periodic refresh, until `shutdown` (which also abandons a fetch in flight).
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        loop {
-            let due = self.schedule.lock().await.next_due;
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep_until(due) => {
-                    let mut schedule = self.schedule.lock().await;
-                    // A fetch for an unknown kid may have moved the schedule meanwhile.
-                    if schedule.next_due <= Instant::now() {
-                        self.fetch(&mut schedule, "refresh").await;
-                    }
+        let refresh = async {
+            loop {
+                let due = self.schedule.lock().await.next_due;
+                tokio::time::sleep_until(due).await;
+                let mut schedule = self.schedule.lock().await;
+                // A fetch for an unknown kid may have moved the schedule meanwhile.
+                if schedule.next_due <= Instant::now() {
+                    self.fetch(&mut schedule, "refresh").await;
                 }
             }
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => {}
+            _ = refresh => {}
         }
     }
 

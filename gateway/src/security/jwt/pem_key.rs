@@ -56,6 +56,14 @@ pub enum PemKeyError {
     WeakRsa { path: String, bits: usize },
 }
 
+/// Whether the algorithm identifier at the start of a SubjectPublicKeyInfo is `oid` (it sits
+/// within the first bytes, after two SEQUENCE headers).
+fn spki_algorithm_is(der: &[u8], oid: &[u8]) -> bool {
+    der[..der.len().min(16)]
+        .windows(oid.len())
+        .any(|w| w == oid)
+}
+
 /// The key of `JWT_PUBLIC_KEY_FILE`.
 #[derive(Clone)]
 pub struct PublicKeyFile {
@@ -116,11 +124,7 @@ pub fn key_from_pem(path: &str, text: &[u8]) -> Result<VerificationKey, PemKeyEr
             SigningAlg::Es256,
             DecodingKey::from_ec_pem(text).map_err(|_| unsupported())?,
         ),
-        "PUBLIC KEY"
-            if der
-                .windows(EC_PUBLIC_KEY_OID.len())
-                .any(|w| w == EC_PUBLIC_KEY_OID) =>
-        {
+        "PUBLIC KEY" if spki_algorithm_is(der, &EC_PUBLIC_KEY_OID) => {
             return Err(PemKeyError::UnsupportedCurve {
                 path: path.to_string(),
             })
