@@ -11,6 +11,7 @@ use e2e_tests::client::{absorb, Incoming, Transcript};
 use e2e_tests::handshake::{code_of, handshake};
 use e2e_tests::identity::{claims, hs256_with_key, now_secs, unsigned, SigningKey};
 use e2e_tests::jwks::JwksServer;
+use e2e_tests::metrics::series;
 use e2e_tests::process::TempDir;
 use e2e_tests::stack::wait_ready;
 use e2e_tests::{AiService, Gateway, RedisServer, WsClient, PATIENCE};
@@ -88,22 +89,6 @@ async fn short_chat(c: &mut WsClient) {
     assert_eq!(t.status(), Some(FinalStatus::Completed));
 }
 
-async fn metrics(gw: &Gateway) -> String {
-    reqwest::get(format!("{}/metrics", gw.base_url()))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text")
-}
-
-/// The value of one series in a Prometheus text (0 when absent).
-fn series(text: &str, name_and_labels: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_keys_verify_and_a_rotated_key_is_taken_within_min_refresh() {
     let (r1, e1, d1) = (
@@ -157,11 +142,8 @@ async fn provider_keys_verify_and_a_rotated_key_is_taken_within_min_refresh() {
         hits + 1,
         "no fetch within JWT_JWKS_MIN_REFRESH"
     );
-    let m = metrics(&stack.gateway).await;
-    assert!(
-        series(&m, "gateway_auth_failures_total{reason=\"unknown_key\"}") >= 1.0,
-        "{m}"
-    );
+    let base = stack.gateway.base_url();
+    assert!(series(&base, "gateway_auth_failures_total{reason=\"unknown_key\"}").await >= 1.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -231,13 +213,14 @@ async fn while_the_provider_is_down_the_cached_keys_stay_in_force() {
         let seen = jwks.hits();
         jwks.wait_hits(seen + 1).await;
     }
-    let m = metrics(&stack.gateway).await;
+    let base = stack.gateway.base_url();
     assert!(
         series(
-            &m,
+            &base,
             "streamline_gateway_jwks_fetches_total{result=\"error\"}"
-        ) >= 2.0,
-        "{m}"
+        )
+        .await
+            >= 2.0
     );
 }
 
@@ -316,7 +299,7 @@ async fn iss_aud_exp_and_nbf_are_checked_with_the_leeway() {
     ] {
         assert_eq!(stack.status(&with(extra.clone())).await, want, "{extra}");
     }
-    let m = metrics(&stack.gateway).await;
+    let base = stack.gateway.base_url();
     for reason in [
         "bad_issuer",
         "bad_audience",
@@ -326,7 +309,7 @@ async fn iss_aud_exp_and_nbf_are_checked_with_the_leeway() {
         "bad_subject",
     ] {
         let line = format!("gateway_auth_failures_total{{reason=\"{reason}\"}}");
-        assert!(series(&m, &line) >= 1.0, "{reason}: {m}");
+        assert!(series(&base, &line).await >= 1.0, "{reason}");
     }
 }
 
@@ -348,13 +331,14 @@ async fn alg_confusion_and_none_are_refused_and_a_pem_key_verifies() {
         assert_eq!(stack.status(jwt).await, 401, "{jwt}");
     }
     assert_eq!(stack.status(&login(&r1, "alice", 600)).await, 101);
-    let m = metrics(&stack.gateway).await;
+    let base = stack.gateway.base_url();
     assert!(
         series(
-            &m,
+            &base,
             "gateway_auth_failures_total{reason=\"unsupported_alg\"}"
-        ) >= 4.0,
-        "{m}"
+        )
+        .await
+            >= 4.0
     );
 
     // With AUTH_SECRET as well: HS256 means AUTH_SECRET, never a public key.
@@ -486,20 +470,22 @@ async fn auth_replaces_the_token_of_an_open_connection() {
         matches!(f, ServerFrame::HeartbeatAck {}).then_some(())
     })
     .await;
-    let m = metrics(&stack.gateway).await;
+    let base = stack.gateway.base_url();
     assert!(
         series(
-            &m,
+            &base,
             "streamline_gateway_token_refreshes_total{result=\"accepted\"}"
-        ) >= 2.0,
-        "{m}"
+        )
+        .await
+            >= 2.0
     );
     assert!(
         series(
-            &m,
+            &base,
             "streamline_gateway_token_refreshes_total{result=\"refused\"}"
-        ) >= 5.0,
-        "{m}"
+        )
+        .await
+            >= 5.0
     );
 }
 
@@ -602,9 +588,12 @@ async fn an_expired_connection_closes_with_4003_after_its_frames_and_its_answer_
     assert_eq!(t.status(), Some(FinalStatus::Completed));
     let stored = ai.wait_terminal(reader.session_id, id).await;
     assert_eq!(t.text, stored.text);
-    let m = metrics(&gw).await;
     assert!(
-        series(&m, "streamline_gateway_token_expired_closes_total") >= 2.0,
-        "{m}"
+        series(
+            &gw.base_url(),
+            "streamline_gateway_token_expired_closes_total"
+        )
+        .await
+            >= 2.0
     );
 }
