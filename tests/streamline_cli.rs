@@ -48,6 +48,12 @@ fn help_lists_every_setting_of_both_services_with_its_env_var() {
         "SEND_QUEUE_BYTES",
         "SEND_TIMEOUT",
         "AUTH_SECRET",
+        "RESUME_SECRET",
+        "JWT_JWKS_URL",
+        "JWT_PUBLIC_KEY_FILE",
+        "JWT_ISSUER",
+        "JWT_AUDIENCE",
+        "JWT_LEEWAY",
         "MAX_FRAME_BYTES",
         "MAX_CONTENT_BYTES",
         // both
@@ -84,6 +90,14 @@ fn invalid_settings_exit_with_code_2_and_one_line() {
         ),
         (&[("DISCONNECT_TIMEOUT", "soon")], "disconnect-timeout"),
         (&[("DISCONNECT_TIMEOUT", "2h")], "DISCONNECT_TIMEOUT"),
+        (
+            &[("JWT_JWKS_URL", "http://idp.example.com/jwks")],
+            "jwt-jwks-url",
+        ),
+        (
+            &[("JWT_JWKS_URL", "https://idp.example.com/jwks")],
+            "RESUME_SECRET",
+        ),
     ];
     for (env, needle) in cases {
         let mut cmd = streamline();

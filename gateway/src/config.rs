@@ -15,6 +15,8 @@ use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser};
 use service_kit::{parse_duration, parse_secret, CommonArgs, Secret};
 
+use crate::security::jwks::url::JwksUrl;
+use crate::security::jwt::pem_key::{parse_public_key_file, PublicKeyFile};
 use crate::security::origin::OriginPolicy;
 use crate::security::proxies::TrustedProxies;
 
@@ -57,12 +59,54 @@ pub struct Config {
     #[arg(long, env = "SEND_TIMEOUT", default_value = "10s", value_parser = parse_positive_duration)]
     pub send_timeout: Duration,
 
-    /// Secret for login tokens and resume tokens (16+ characters). When set, `/ws` requires a
-    /// JWT (HS256, `exp` checked) in `?token=` or `Sec-WebSocket-Protocol: bearer.<jwt>`, and
-    /// sessions belong to the token's `sub`. Unset: anonymous sessions, resume tokens signed
-    /// with a random key (resume only on this replica). Set the same value on every replica.
+    /// HS256 secret of login tokens, and the key of resume tokens unless RESUME_SECRET is set
+    /// (16+ characters). With it (or JWT_JWKS_URL, or JWT_PUBLIC_KEY_FILE), `/ws` requires a
+    /// JWT in `?token=` or `Sec-WebSocket-Protocol: bearer.<jwt>`, and sessions belong to the
+    /// token's `sub`. With no JWT key at all: anonymous sessions. Same value on every replica.
     #[arg(long, env = "AUTH_SECRET", hide_env_values = true, value_parser = parse_secret)]
     pub auth_secret: Option<Secret>,
+
+    /// Key of resume tokens (16+ characters), instead of AUTH_SECRET; required when JWTs are
+    /// verified with JWT_JWKS_URL or JWT_PUBLIC_KEY_FILE only. Unset with neither: a random key
+    /// (sessions resume on this replica only). Same value on every replica.
+    #[arg(long, env = "RESUME_SECRET", hide_env_values = true, value_parser = parse_secret)]
+    pub resume_secret: Option<Secret>,
+
+    /// The identity provider's JWKS (e.g. `https://TENANT.auth0.com/.well-known/jwks.json`,
+    /// `https://KEYCLOAK/realms/REALM/protocol/openid-connect/certs`): RS256, ES256 and EdDSA
+    /// keys, fetched at start, cached and refreshed. https only (http to loopback allowed).
+    #[arg(long, env = "JWT_JWKS_URL", value_parser = JwksUrl::parse)]
+    pub jwt_jwks_url: Option<JwksUrl>,
+
+    /// PEM file of one public key that verifies login tokens: RSA (RS256, 2048+ bits), EC
+    /// P-256 (ES256) or Ed25519 (EdDSA). Read and checked at start.
+    #[arg(long, env = "JWT_PUBLIC_KEY_FILE", value_parser = parse_public_key_file)]
+    pub jwt_public_key_file: Option<PublicKeyFile>,
+
+    /// Required `iss` of login tokens, compared exactly (e.g. `https://TENANT.auth0.com/`,
+    /// with its trailing slash). Unset: `iss` is not checked.
+    #[arg(long, env = "JWT_ISSUER", value_parser = parse_issuer)]
+    pub jwt_issuer: Option<String>,
+
+    /// Accepted `aud` values of login tokens (comma list); a token must name one of them.
+    /// Unset: a token that names an audience is refused (RFC 7519).
+    #[arg(long, env = "JWT_AUDIENCE", value_parser = parse_audience)]
+    pub jwt_audience: Option<Audience>,
+
+    /// Clock skew tolerated on `exp` and `nbf` (at most 5m). An open connection is closed
+    /// (4003) at its token's `exp` plus this.
+    #[arg(long, env = "JWT_LEEWAY", default_value = "5s", value_parser = parse_leeway)]
+    pub jwt_leeway: Duration,
+
+    /// How often the JWKS is refreshed (sooner when its Cache-Control max-age says so): the
+    /// longest a key the provider withdrew stays accepted.
+    #[arg(long, env = "JWT_JWKS_REFRESH", default_value = "5m", value_parser = parse_positive_duration)]
+    pub jwt_jwks_refresh: Duration,
+
+    /// Fetches of the JWKS are at least this far apart: a token naming an unknown `kid`
+    /// triggers a refetch at most this often, and a failed fetch is retried after this.
+    #[arg(long, env = "JWT_JWKS_MIN_REFRESH", default_value = "10s", value_parser = parse_positive_duration)]
+    pub jwt_jwks_min_refresh: Duration,
 
     /// Largest accepted client frame, in bytes.
     #[arg(long, env = "MAX_FRAME_BYTES", default_value_t = 64 * 1024, value_parser = clap::value_parser!(u64).range(256..).map(|n| n as usize))]
@@ -116,6 +160,13 @@ pub struct Config {
     pub trusted_proxies: TrustedProxies,
 }
 
+/// `JWT_AUDIENCE`: the accepted `aud` values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Audience(pub Vec<String>);
+
+/// Longest `JWT_LEEWAY`: more would make expiry meaningless.
+pub const MAX_JWT_LEEWAY: Duration = Duration::from_secs(300);
+
 /// A relation between settings that does not hold.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
@@ -124,6 +175,14 @@ pub enum ConfigError {
         client_timeout: Duration,
         heartbeat_interval: Duration,
     },
+    #[error("RESUME_SECRET (16+ characters) is required when JWT_JWKS_URL or JWT_PUBLIC_KEY_FILE is set without AUTH_SECRET: it signs the resume tokens")]
+    ResumeSecretRequired,
+    #[error("{0} is set but no JWT key is (AUTH_SECRET, JWT_JWKS_URL or JWT_PUBLIC_KEY_FILE): its check would never run")]
+    ClaimCheckWithoutKey(&'static str),
+    #[error(
+        "JWT_JWKS_MIN_REFRESH ({min:?}) must not be longer than JWT_JWKS_REFRESH ({refresh:?})"
+    )]
+    MinRefreshAboveRefresh { min: Duration, refresh: Duration },
 }
 
 impl Config {
@@ -135,7 +194,32 @@ impl Config {
                 heartbeat_interval: self.heartbeat_interval,
             });
         }
+        let asymmetric = self.jwt_jwks_url.is_some() || self.jwt_public_key_file.is_some();
+        if asymmetric && self.auth_secret.is_none() && self.resume_secret.is_none() {
+            return Err(ConfigError::ResumeSecretRequired);
+        }
+        if !self.jwt_enabled() {
+            if self.jwt_issuer.is_some() {
+                return Err(ConfigError::ClaimCheckWithoutKey("JWT_ISSUER"));
+            }
+            if self.jwt_audience.is_some() {
+                return Err(ConfigError::ClaimCheckWithoutKey("JWT_AUDIENCE"));
+            }
+        }
+        if self.jwt_jwks_min_refresh > self.jwt_jwks_refresh {
+            return Err(ConfigError::MinRefreshAboveRefresh {
+                min: self.jwt_jwks_min_refresh,
+                refresh: self.jwt_jwks_refresh,
+            });
+        }
         Ok(())
+    }
+
+    /// Whether `/ws` requires a JWT (some JWT key is configured).
+    pub fn jwt_enabled(&self) -> bool {
+        self.auth_secret.is_some()
+            || self.jwt_jwks_url.is_some()
+            || self.jwt_public_key_file.is_some()
     }
 }
 
@@ -150,6 +234,10 @@ pub enum ValueError {
     Zero,
     #[error("must be at most 1h")]
     OverAnHour,
+    #[error("must not be empty")]
+    Empty,
+    #[error("must be at most 5m")]
+    LeewayTooLong,
 }
 
 fn parse_http_url(s: &str) -> Result<String, ValueError> {
@@ -163,6 +251,33 @@ fn parse_rate(s: &str) -> Result<f64, ValueError> {
     match s.trim().parse::<f64>() {
         Ok(r) if r.is_finite() && r >= 0.0 => Ok(r),
         _ => Err(ValueError::NotARate),
+    }
+}
+
+fn parse_issuer(s: &str) -> Result<String, ValueError> {
+    match s.trim() {
+        "" => Err(ValueError::Empty),
+        iss => Ok(iss.to_string()),
+    }
+}
+
+fn parse_audience(s: &str) -> Result<Audience, ValueError> {
+    let list: Vec<String> = s
+        .split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(str::to_string)
+        .collect();
+    if list.is_empty() {
+        return Err(ValueError::Empty);
+    }
+    Ok(Audience(list))
+}
+
+fn parse_leeway(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d > MAX_JWT_LEEWAY => Err(ValueError::LeewayTooLong.to_string()),
+        d => Ok(d),
     }
 }
 
@@ -188,5 +303,56 @@ mod tests {
     fn the_command_line_is_valid() {
         use clap::CommandFactory;
         GatewayCli::command().debug_assert();
+    }
+
+    fn parse(args: &[&str]) -> Result<GatewayCli, clap::Error> {
+        let mut all = vec!["gateway"];
+        all.extend_from_slice(args);
+        GatewayCli::try_parse_from(all)
+    }
+
+    #[test]
+    fn identity_settings() {
+        let cli = parse(&[
+            "--jwt-audience",
+            " api, other ,",
+            "--jwt-issuer",
+            "https://i/",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.config.jwt_audience,
+            Some(Audience(vec!["api".into(), "other".into()]))
+        );
+        assert_eq!(cli.config.jwt_leeway, Duration::from_secs(5));
+        assert_eq!(cli.config.jwt_jwks_refresh, Duration::from_secs(300));
+        assert_eq!(cli.config.jwt_jwks_min_refresh, Duration::from_secs(10));
+        // iss/aud checks without any key would never run.
+        assert_eq!(
+            cli.config.validate(),
+            Err(ConfigError::ClaimCheckWithoutKey("JWT_ISSUER"))
+        );
+        assert!(parse(&["--jwt-audience", " , "]).is_err());
+        assert!(parse(&["--jwt-leeway", "6m"]).is_err());
+        assert!(parse(&["--jwt-jwks-url", "http://idp.example.com/jwks"]).is_err());
+        assert!(parse(&["--jwt-public-key-file", "/nonexistent.pem"]).is_err());
+        // A JWKS alone needs a resume secret.
+        let jwks = ["--jwt-jwks-url", "https://idp.example.com/jwks"];
+        assert_eq!(
+            parse(&jwks).unwrap().config.validate(),
+            Err(ConfigError::ResumeSecretRequired)
+        );
+        let mut with_secret = jwks.to_vec();
+        with_secret.extend(["--resume-secret", "0123456789abcdef"]);
+        assert_eq!(parse(&with_secret).unwrap().config.validate(), Ok(()));
+        let mut with_auth = jwks.to_vec();
+        with_auth.extend(["--auth-secret", "0123456789abcdef"]);
+        assert_eq!(parse(&with_auth).unwrap().config.validate(), Ok(()));
+        let mut bad_refresh = with_secret.clone();
+        bad_refresh.extend(["--jwt-jwks-refresh", "5s"]);
+        assert!(matches!(
+            parse(&bad_refresh).unwrap().config.validate(),
+            Err(ConfigError::MinRefreshAboveRefresh { .. })
+        ));
     }
 }

@@ -8,6 +8,9 @@
 //! wedged subscriber (reader task stuck, subscription lost, server paused) therefore turns the
 //! gateway not-ready, which a plain `PING` on the command connection would not notice.
 //!
+//! A gateway whose only JWT keys come from `JWT_JWKS_URL` is also not ready until a fetch of
+//! the key set succeeded (it would refuse every token).
+//!
 //! Results are cached for [`CACHE_FOR`], and concurrent probes share one round trip, so a busy
 //! health checker costs at most one publish per second or so. Only existing store methods are
 //! used (`nudge`, `subscribe_nudges`), so any store implementation works unchanged; nudges to a
@@ -157,6 +160,14 @@ impl<H: FeedHandler> FeedHandler for ProbeFeed<H> {
 pub async fn readyz(state: web::Data<AppState>, probe: web::Data<Probe>) -> HttpResponse {
     if state.is_draining() {
         return HttpResponse::ServiceUnavailable().body("draining");
+    }
+    if let Some(jwt) = &state.security.jwt {
+        if !jwt.has_keys() {
+            // Every token would be refused: keep the balancer's traffic away.
+            return HttpResponse::ServiceUnavailable()
+                .content_type("text/plain")
+                .body("no JWT verification key yet (JWT_JWKS_URL not fetched)");
+        }
     }
     match probe.check(state.store.as_ref(), state.feed.as_ref()).await {
         Ok(()) => HttpResponse::Ok().content_type("text/plain").body("ready"),

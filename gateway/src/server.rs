@@ -19,7 +19,9 @@ use crate::ai_client::AiClient;
 use crate::config::{Config, GatewayCli};
 use crate::delivery::hub::{Hub, HubFeed};
 use crate::delivery::watchdog;
+use crate::security::jwks::Refetch;
 use crate::security::resume_token::ResumeTokens;
+use crate::security::Security;
 use crate::socket::handshake::ws_route;
 use crate::state::AppState;
 use crate::tasks::Drained;
@@ -44,6 +46,29 @@ fn set_nodelay(conn: &dyn std::any::Any, _ext: &mut actix_web::dev::Extensions) 
 /// the ai-service's settings (those writes use the defaults).
 pub fn redis_store_config(common: &CommonArgs) -> RedisStoreConfig {
     common.store_config()
+}
+
+/// The key of resume tokens: `RESUME_SECRET`, else `AUTH_SECRET`, else a random one (with a
+/// warning: sessions then resume on this replica only).
+fn resume_tokens(config: &Config) -> ResumeTokens {
+    if !config.jwt_enabled() {
+        tracing::warn!(
+            "no AUTH_SECRET, JWT_JWKS_URL or JWT_PUBLIC_KEY_FILE: /ws accepts anonymous clients \
+             (no JWT)"
+        );
+    }
+    if let Some(secret) = config
+        .resume_secret
+        .as_ref()
+        .or(config.auth_secret.as_ref())
+    {
+        return ResumeTokens::new(secret.expose().as_bytes());
+    }
+    tracing::warn!(
+        "no RESUME_SECRET or AUTH_SECRET: resume tokens are signed with a random key, so \
+         sessions can only be resumed on this replica"
+    );
+    ResumeTokens::new(uuid::Uuid::new_v4().as_bytes())
 }
 
 /// A started gateway.
@@ -95,17 +120,22 @@ pub async fn start(
         addr: SocketAddr::from(([0, 0, 0, 0], 0)),
         source,
     })?;
-    let tokens = match &config.auth_secret {
-        Some(secret) => ResumeTokens::new(secret.expose().as_bytes()),
-        None => {
-            tracing::warn!(
-                "AUTH_SECRET is not set: /ws accepts anonymous clients (no JWT), and resume \
-                 tokens are signed with a random key, so sessions can only be resumed on this \
-                 replica"
-            );
-            ResumeTokens::new(uuid::Uuid::new_v4().as_bytes())
+    let security = Security::new(config).map_err(StartError::config)?;
+    let tokens = resume_tokens(config);
+    if let Some(jwks) = &security.jwks {
+        // At start, so that a healthy gateway serves with its keys; a provider that is down
+        // leaves it running and (with no other key) not ready, retrying in the background.
+        if jwks.fetch_now().await != Refetch::Fetched {
+            tracing::warn!(url = %jwks.url(), "no JWKS yet: tokens of its keys are refused until a fetch succeeds");
         }
-    };
+    }
+    let asymmetric = config.jwt_jwks_url.is_some() || config.jwt_public_key_file.is_some();
+    if asymmetric && config.jwt_issuer.is_none() && config.jwt_audience.is_none() {
+        tracing::warn!(
+            "JWT_ISSUER and JWT_AUDIENCE are unset: any token the provider signs (for any \
+             application of it) is accepted; set them"
+        );
+    }
     let ai = AiClient::new(&config.ai_service_url, common.ai_service_token.as_ref())
         .map_err(StartError::config)?;
     let hub = Arc::new(Hub::default());
@@ -115,6 +145,7 @@ pub async fn start(
         probe.clone().into_inner(),
         HubFeed(hub.clone()),
     )))?;
+    let jwks = security.jwks.clone();
     let state = web::Data::new(AppState::new(
         config.clone(),
         backend.store.clone(),
@@ -126,6 +157,7 @@ pub async fn start(
             unreadable: common.follower_patience(),
             restore: common.lease_ttl,
         },
+        security,
     ));
     let app_state = state.clone();
     let server = HttpServer::new(move || {
@@ -164,6 +196,14 @@ pub async fn start(
         disconnect_timeout = ?config.disconnect_timeout,
         redis_command_timeout = ?common.redis.command_timeout,
         auth_secret = if config.auth_secret.is_some() { "set" } else { "unset" },
+        resume_secret = if config.resume_secret.is_some() { "set" } else { "unset" },
+        jwt_jwks_url = ?config.jwt_jwks_url.as_ref().map(|u| u.to_string()),
+        jwt_public_key_file = ?config.jwt_public_key_file,
+        jwt_issuer = ?config.jwt_issuer,
+        jwt_audience = ?config.jwt_audience.as_ref().map(|a| &a.0),
+        jwt_leeway = ?config.jwt_leeway,
+        jwt_jwks_refresh = ?config.jwt_jwks_refresh,
+        jwt_jwks_min_refresh = ?config.jwt_jwks_min_refresh,
         "gateway listening"
     );
     let handle = server.handle();
@@ -171,6 +211,9 @@ pub async fn start(
     state
         .tasks
         .spawn(watchdog::run(hub, state.shutdown.clone()));
+    if let Some(jwks) = jwks {
+        state.tasks.spawn(jwks.run(state.shutdown.clone()));
+    }
     Ok(Running {
         state,
         feed,

@@ -42,10 +42,11 @@ impl AppState {
         ai: AiClient,
         tokens: ResumeTokens,
         follower_patience: crate::delivery::streams::Patience,
+        security: Security,
     ) -> Self {
         crate::telemetry::register();
         AppState {
-            security: Security::new(&config),
+            security,
             config,
             store,
             feed,

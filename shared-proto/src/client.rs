@@ -27,6 +27,10 @@ pub enum ClientFrame {
     /// Asks for the session's messages (user turns, answers, the ones running); answered with
     /// `conversation`.
     Conversation {},
+    /// Replace the connection's login token before it expires (the new JWT must carry the
+    /// same `sub`). Answered with `auth_ack`, or `error{unauthorized}` while the old token
+    /// stays in force. A connection whose token expires without one is closed with 4003.
+    Auth { token: String },
 }
 
 /// Why a text frame is not a valid [`ClientFrame`]; maps to a stable [`ErrorCode`].
@@ -43,7 +47,14 @@ struct Envelope<'a> {
     kind: Option<std::borrow::Cow<'a, str>>,
 }
 
-const KNOWN_TYPES: [&str; 5] = ["chat", "cancel", "resume", "heartbeat", "conversation"];
+const KNOWN_TYPES: [&str; 6] = [
+    "chat",
+    "cancel",
+    "resume",
+    "heartbeat",
+    "conversation",
+    "auth",
+];
 
 impl ClientFrame {
     /// Parses one text frame, classifying failures so the client gets a precise code.
@@ -71,7 +82,7 @@ impl ClientFrame {
             return Err(FrameError {
                 code: ErrorCode::UnknownType,
                 message: format!(
-                    "unknown type `{shown}`; expected one of chat, cancel, resume, heartbeat, conversation"
+                    "unknown type `{shown}`; expected one of chat, cancel, resume, heartbeat, conversation, auth"
                 ),
             });
         }
@@ -99,6 +110,7 @@ impl ClientFrame {
             ClientFrame::Resume { .. } => "resume",
             ClientFrame::Heartbeat {} => "heartbeat",
             ClientFrame::Conversation {} => "conversation",
+            ClientFrame::Auth { .. } => "auth",
         }
     }
 }
@@ -149,6 +161,12 @@ mod tests {
             ClientFrame::parse(r#"{"type":"heartbeat","extra":1}"#).unwrap(),
             ClientFrame::Heartbeat {}
         );
+        assert_eq!(
+            ClientFrame::parse(r#"{"type":"auth","token":"a.b.c"}"#).unwrap(),
+            ClientFrame::Auth {
+                token: "a.b.c".into()
+            }
+        );
     }
 
     #[test]
@@ -167,6 +185,11 @@ mod tests {
             ErrorCode::InvalidFrame
         );
         assert_eq!(code(r#"{"type":"cancel"}"#), ErrorCode::InvalidFrame);
+        assert_eq!(code(r#"{"type":"auth"}"#), ErrorCode::InvalidFrame);
+        assert_eq!(
+            code(r#"{"type":"auth","token":7}"#),
+            ErrorCode::InvalidFrame
+        );
         assert_eq!(
             code(r#"{"type":"cancel","message_id":"nope"}"#),
             ErrorCode::InvalidMessageId

@@ -19,6 +19,10 @@ pub enum CloseCode {
     ClientTimeout,
     /// 4001: the same session connected again on this gateway; this older socket is closed.
     SessionReplaced,
+    /// 4003: the connection's login token expired (plus `JWT_LEEWAY`) without an `auth`
+    /// refresh. Reason: "token expired". Reconnect with a fresh token and resume; running
+    /// answers go on meanwhile.
+    TokenExpired,
     /// 4008: the client did not read fast enough (send queue over `SEND_QUEUE_BYTES`, or one
     /// write blocked longer than `SEND_TIMEOUT`). Reason: "slow consumer".
     SlowConsumer,
@@ -35,6 +39,7 @@ impl CloseCode {
             CloseCode::InternalError => 1011,
             CloseCode::ClientTimeout => 4000,
             CloseCode::SessionReplaced => 4001,
+            CloseCode::TokenExpired => 4003,
             CloseCode::SlowConsumer => 4008,
         }
     }
@@ -49,6 +54,7 @@ impl CloseCode {
             CloseCode::InternalError => "internal error",
             CloseCode::ClientTimeout => "client timeout",
             CloseCode::SessionReplaced => "session replaced",
+            CloseCode::TokenExpired => "token expired",
             CloseCode::SlowConsumer => "slow consumer",
         }
     }

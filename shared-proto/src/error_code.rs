@@ -61,6 +61,8 @@ pub enum ErrorCode {
     // Refusals of a request as a whole (HTTP status bodies: the `/ws` handshake, the API).
     /// No valid credentials: a missing, malformed, expired or wrongly signed JWT at the `/ws`
     /// handshake, or a missing/wrong `AI_SERVICE_TOKEN` bearer on the ai-service API (401).
+    /// Also the `error` answer to an `auth` frame whose token is refused (invalid, or for
+    /// another `sub`, or a gateway in anonymous mode); the connection keeps its old token.
     Unauthorized,
     /// The handshake's `Origin` is not in `ALLOWED_ORIGINS` (403).
     OriginNotAllowed,

@@ -136,6 +136,9 @@ pub enum ServerFrame {
     Started { message_id: Uuid, content: String },
     /// The answer to `conversation`: the session's messages, oldest first.
     Conversation { messages: Vec<ConversationMessage> },
+    /// The answer to an accepted `auth`: the connection now runs on the new token, which
+    /// expires at `exp` (seconds since the epoch).
+    AuthAck { exp: u64 },
     /// Something the client sent could not be served; the connection stays open.
     Error {
         code: ErrorCode,
@@ -169,7 +172,7 @@ impl ServerFrame {
     }
 
     /// Every frame `type`, in the order of [`ServerFrame::kind_index`].
-    pub const KINDS: [&'static str; 9] = [
+    pub const KINDS: [&'static str; 10] = [
         "welcome",
         "ack",
         "chunk",
@@ -179,6 +182,7 @@ impl ServerFrame {
         "error",
         "started",
         "conversation",
+        "auth_ack",
     ];
 
     /// The frame's `type`, for logs and metrics.
@@ -198,6 +202,7 @@ impl ServerFrame {
             ServerFrame::Error { .. } => 6,
             ServerFrame::Started { .. } => 7,
             ServerFrame::Conversation { .. } => 8,
+            ServerFrame::AuthAck { .. } => 9,
         }
     }
 }
@@ -245,5 +250,24 @@ mod tests {
             v,
             serde_json::json!({"type":"cancel_ack","message_id":id,"status":"already_completed"})
         );
+        let v: serde_json::Value =
+            serde_json::from_str(&ServerFrame::AuthAck { exp: 1_700_000_000 }.to_json()).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"type":"auth_ack","exp":1_700_000_000u64})
+        );
+    }
+
+    #[test]
+    fn kinds_follow_kind_index() {
+        let frames = [
+            ServerFrame::HeartbeatAck {},
+            ServerFrame::AuthAck { exp: 1 },
+            ServerFrame::error(ErrorCode::Internal, "x", None),
+        ];
+        for f in frames {
+            let v: serde_json::Value = serde_json::from_str(&f.to_json()).unwrap();
+            assert_eq!(v["type"], f.kind());
+        }
     }
 }

@@ -58,6 +58,7 @@ fn field_name() -> impl Strategy<Value = String> {
         Just("content".to_string()),
         Just("message_id".to_string()),
         Just("after_seq".to_string()),
+        Just("token".to_string()),
         Just("session_id".to_string()),
         Just("seq".to_string()),
         Just("kind".to_string()),
@@ -75,6 +76,7 @@ fn frame_like() -> impl Strategy<Value = String> {
         Just(serde_json::json!("cancel")),
         Just(serde_json::json!("resume")),
         Just(serde_json::json!("heartbeat")),
+        Just(serde_json::json!("auth")),
         "\\PC{0,12}".prop_map(serde_json::Value::String),
         json_value(),
     ];
@@ -106,6 +108,7 @@ fn mutated_frame() -> impl Strategy<Value = Vec<u8>> {
             uuid_str()
         )),
         Just(r#"{"type":"heartbeat"}"#.to_string()),
+        Just(r#"{"type":"auth","token":"eyJhbGciOiJIUzI1NiJ9.e30.c2ln"}"#.to_string()),
     ];
     (
         valid,

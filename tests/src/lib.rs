@@ -10,6 +10,9 @@
 pub mod auth;
 pub mod backend;
 pub mod client;
+pub mod handshake;
+pub mod identity;
+pub mod jwks;
 pub mod metrics;
 pub mod process;
 pub mod raw_ws;

@@ -19,6 +19,26 @@ pub async fn metric(base: &str, name: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// The value of the series written exactly `series` (`name{label="value",…}` as the exporter
+/// prints it, or a bare name) at `base/metrics`; 0 when it is absent.
+pub async fn series(base: &str, series: &str) -> f64 {
+    let body = reqwest::get(format!("{base}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    body.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0.0)
+}
+
 /// Polls `name` at `base/metrics` until it equals `want` (there is no push channel for
 /// metrics; the poll is the event).
 pub async fn wait_metric(base: &str, name: &str, want: f64) {

@@ -147,6 +147,23 @@ pub struct Gateway {
 
 impl Gateway {
     pub async fn start(redis_url: &str, ai_url: &str, env: &[(&str, &str)]) -> Gateway {
+        Self::start_without(redis_url, ai_url, env, &[]).await
+    }
+
+    /// [`Gateway::start`] without some of the harness's own settings (e.g. `AUTH_SECRET`).
+    pub async fn start_without(
+        redis_url: &str,
+        ai_url: &str,
+        env: &[(&str, &str)],
+        without: &[&str],
+    ) -> Gateway {
+        let gw = Self::spawn(redis_url, ai_url, env, without);
+        wait_ready(&format!("{}/readyz", gw.base_url())).await;
+        gw
+    }
+
+    /// Starts the process and returns at once, ready or not.
+    pub fn spawn(redis_url: &str, ai_url: &str, env: &[(&str, &str)], without: &[&str]) -> Gateway {
         let port = free_port();
         let mut cmd = Command::new(bin_path("gateway"));
         cmd.env("GATEWAY_ADDR", format!("127.0.0.1:{port}"))
@@ -157,10 +174,16 @@ impl Gateway {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        for k in without {
+            cmd.env_remove(k);
+        }
         let proc = Proc::spawn("gateway", cmd);
-        let gw = Gateway { port, proc };
-        wait_ready(&format!("http://127.0.0.1:{port}/readyz")).await;
-        gw
+        Gateway { port, proc }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
     }
 
     pub fn ws_url(&self) -> String {

@@ -5,11 +5,11 @@ use std::time::{Duration, Instant};
 
 use e2e_tests::auth::{mint_jwt, sign_claims, test_jwt, with_token, TEST_AUTH_SECRET};
 use e2e_tests::client::{absorb, Transcript};
+use e2e_tests::handshake::{code_of, handshake};
 use e2e_tests::{AiService, Gateway, RedisServer, Stack, WsClient, PATIENCE};
 use shared_proto::{CancelStatus, ErrorCode, FinalStatus, ServerFrame};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::Error as WsError;
 use uuid::Uuid;
 
 fn now() -> u64 {
@@ -19,51 +19,10 @@ fn now() -> u64 {
         .unwrap_or(0)
 }
 
-/// A handshake with extra headers: Ok(selected protocol) or Err((status, body)).
-async fn handshake(
-    url: &str,
-    headers: &[(&str, &str)],
-) -> Result<Option<String>, (u16, serde_json::Value)> {
-    let mut req = url.into_client_request().expect("request");
-    for (k, v) in headers {
-        req.headers_mut().append(
-            tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes())
-                .expect("header name"),
-            HeaderValue::from_str(v).expect("header value"),
-        );
-    }
-    match tokio::time::timeout(PATIENCE, tokio_tungstenite::connect_async(req))
-        .await
-        .expect("handshake in time")
-    {
-        Ok((mut ws, resp)) => {
-            let _ = ws.close(None).await;
-            Ok(resp
-                .headers()
-                .get("sec-websocket-protocol")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string))
-        }
-        Err(WsError::Http(resp)) => {
-            let status = resp.status().as_u16();
-            let body = resp
-                .body()
-                .as_ref()
-                .and_then(|b| serde_json::from_slice(b).ok())
-                .unwrap_or(serde_json::Value::Null);
-            Err((status, body))
-        }
-        Err(e) => panic!("unexpected handshake error: {e}"),
-    }
-}
-
-fn code_of(body: &serde_json::Value) -> Option<&str> {
-    body["error"]["code"].as_str()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ws_requires_a_valid_jwt() {
-    let stack = Stack::start().await;
+    // No clock-skew leeway, so that a token expired a second ago is refused.
+    let stack = Stack::start_with(&[], &[("JWT_LEEWAY", "0s")]).await;
     let url = stack.gateway.ws_url();
     let exp = now() + 600;
     let bad_tokens = [

@@ -13,7 +13,8 @@
  *   seq, text so far) are kept there, so a new client after a reload continues them all.
  *
  * Frames of protocol v1 come from the generated `wire/` types; the coming additions
- * (`conversation`, `started`, `auth`, reasoning and merged chunks) from protocol-next.ts.
+ * (`conversation`, `started`, reasoning and merged chunks) from protocol-next.ts; the in-band
+ * token refresh (`auth`, `auth_ack`, close 4003) is protocol v1.
  */
 import { Answer, type AnswerOwner, type Outcome } from './answer.js';
 import type { BackoffOptions } from './backoff.js';

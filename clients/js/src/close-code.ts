@@ -17,7 +17,7 @@ export const CloseCode = {
   InternalError: 1011,
   ClientTimeout: 4000,
   SessionReplaced: 4001,
-  /** Coming: the connection's JWT expired (in-band refresh missed or unsupported). */
+  /** The connection's JWT expired (plus the gateway's leeway) without an in-band `auth`. */
   TokenExpired: 4003,
   SlowConsumer: 4008,
 } as const;

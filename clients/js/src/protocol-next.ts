@@ -26,10 +26,9 @@ export type UsageNext = Usage & { estimated?: boolean };
 /** One message of a `conversation` answer, oldest first (now in shared-proto). */
 export type { ConversationMessage } from './wire/index.js';
 
-/** Server frames that are not in protocol v1 yet. */
+/** Server frames that are not in protocol v1 yet. (`auth_ack` is: see wire/ServerFrame.ts.) */
 export type ServerFrameNext =
-  /** The in-band token was accepted; `exp` is its expiry (seconds since the epoch). */
-  { type: 'auth_ack'; exp: number };
+  never;
 
-/** Client frames that are not in protocol v1 yet. */
-export type ClientFrameNext = { type: 'auth'; token: string };
+/** Client frames that are not in protocol v1 yet (none left: see wire/ClientFrame.ts). */
+export type ClientFrameNext = never;

@@ -67,25 +67,4 @@ describe('coming wire additions', () => {
     assert.equal((await got).text, stored.text);
     assert.equal(a.lastSeq, stored.last_seq);
   });
-
-  test('in-band token refresh: `auth` before exp keeps the socket, no reconnect', {
-    skip: 'needs server support: the `auth` frame and close 4003',
-  }, async () => {
-    let calls = 0;
-    const c = client({
-      token: () => {
-        calls += 1;
-        return signJwt(SECRET, { sub: 'carol', exp: Math.floor(Date.now() / 1000) + 8 });
-      },
-    });
-    let onlines = 0;
-    c.on('state', (s) => {
-      if (s === 'online') onlines += 1;
-    });
-    const a = c.chat(demo(600, 50, 'outlive the token'));
-    await a.done;
-    assert.ok(calls >= 2, 'the token function was called again before exp');
-    assert.equal(onlines, 1, 'the socket was never replaced');
-  });
 });
-

@@ -1,7 +1,8 @@
 //! `GET /ws`: who may connect, to which session, and the upgrade.
 //!
 //! The handshake checks, in order: draining (503), `Origin` against `ALLOWED_ORIGINS` (403),
-//! the JWT when `AUTH_SECRET` is set (401), the connection limits (503), the resume token,
+//! the JWT when a JWT key is configured (401; the verified `sub` and `exp` are what the
+//! connection runs on, see `security::conn_token`), the connection limits (503), the resume token,
 //! which is bound to the JWT's `sub` (401), then the WebSocket upgrade itself (actix-ws's own
 //! 400 for a bad handshake), then the session's subscription (503 if the store is away). Every
 //! refusal of ours is a [`Refusal`]: an HTTP status with `{"error":{code,message}}`; see
@@ -26,14 +27,15 @@ use crate::delivery::hub::Connection;
 use crate::delivery::streams::Streams;
 use crate::security::bearer::offered_token;
 use crate::security::conn_limits::ConnGuard;
-use crate::security::jwt::{now_secs, JwtError};
+use crate::security::conn_token::ConnToken;
+use crate::security::jwt::{JwtError, Verified};
 use crate::sink::{Sink, SinkLimits};
 use crate::state::AppState;
 
 static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
 
 /// `GET /ws` query: `session_id` + `resume_token` when resuming a session; `token` (a JWT)
-/// when `AUTH_SECRET` is set and the client does not use `Sec-WebSocket-Protocol`.
+/// when JWTs are required and the client does not use `Sec-WebSocket-Protocol`.
 #[derive(Debug, Deserialize)]
 pub struct WsQuery {
     pub session_id: Option<String>,
@@ -119,8 +121,8 @@ impl Refusal {
 
 /// A client the checks let in, before the upgrade.
 struct Admitted {
-    /// The JWT's `sub` (None: anonymous mode).
-    sub: Option<String>,
+    /// The verified JWT (None: anonymous mode).
+    identity: Option<Verified>,
     /// The `Sec-WebSocket-Protocol` to select in the answer.
     protocol: Option<String>,
     /// The connection's slot under the limits.
@@ -197,7 +199,10 @@ pub async fn ws_route(
     let inherited: HashSet<Uuid> = admitted.active.iter().map(|a| a.message_id).collect();
     sink.send(&ServerFrame::Welcome {
         session_id,
-        resume_token: state.tokens.issue_for(admitted.sub.as_deref(), session_id),
+        resume_token: state.tokens.issue_for(
+            admitted.identity.as_ref().map(|v| v.sub.as_str()),
+            session_id,
+        ),
         protocol: PROTOCOL_VERSION,
         heartbeat_interval_ms: state.config.heartbeat_interval.as_millis() as u64,
         active: admitted.active,
@@ -212,6 +217,7 @@ pub async fn ws_route(
         verdict,
         guard: admitted.guard,
         starts: registered.starts,
+        token: admitted.identity.map(ConnToken::new),
     };
     let tasks = state.tasks.clone();
     tasks.spawn_local(read_loop::run(state.into_inner(), conn, messages).instrument(span));
@@ -228,7 +234,7 @@ async fn admit(req: &HttpRequest, query: &WsQuery, state: &AppState) -> Result<A
         tracing::info!(origin = ?origin.map(String::from_utf8_lossy), "origin not allowed");
         return Err(Refusal::Origin);
     }
-    let (sub, protocol) = authenticate(req, query, state).map_err(|e| {
+    let (identity, protocol) = authenticate(req, query, state).await.map_err(|e| {
         metrics::counter!("gateway_auth_failures_total", "reason" => e.as_str()).increment(1);
         tracing::info!(reason = e.as_str(), "handshake without a valid JWT");
         Refusal::Auth(e)
@@ -252,7 +258,15 @@ async fn admit(req: &HttpRequest, query: &WsQuery, state: &AppState) -> Result<A
         (Some(sid), Some(token)) => match Uuid::parse_str(sid) {
             // The token is bound to the JWT's `sub`: another user's session does not verify,
             // exactly like an unknown one.
-            Ok(sid) if state.tokens.verify_for(sub.as_deref(), sid, token) => (sid, true),
+            Ok(sid)
+                if state.tokens.verify_for(
+                    identity.as_ref().map(|v| v.sub.as_str()),
+                    sid,
+                    token,
+                ) =>
+            {
+                (sid, true)
+            }
             _ => return Err(Refusal::BadResumeToken),
         },
         _ => return Err(Refusal::HalfResume),
@@ -266,7 +280,7 @@ async fn admit(req: &HttpRequest, query: &WsQuery, state: &AppState) -> Result<A
         Vec::new()
     };
     Ok(Admitted {
-        sub,
+        identity,
         protocol,
         guard,
         session_id,
@@ -282,12 +296,12 @@ fn header_values(req: &HttpRequest, name: header::HeaderName) -> Vec<&str> {
         .collect()
 }
 
-/// The JWT check: `Ok(sub)` (None when `AUTH_SECRET` is unset) and the protocol to select.
-fn authenticate(
+/// The JWT check: the verified token (None in anonymous mode) and the protocol to select.
+async fn authenticate(
     req: &HttpRequest,
     query: &WsQuery,
     state: &AppState,
-) -> Result<(Option<String>, Option<String>), JwtError> {
+) -> Result<(Option<Verified>, Option<String>), JwtError> {
     let protocols = header_values(req, header::SEC_WEBSOCKET_PROTOCOL);
     let offered = offered_token(&protocols, query.token.as_deref());
     let protocol = offered.as_ref().and_then(|o| o.protocol.clone());
@@ -297,6 +311,6 @@ fn authenticate(
         return Ok((None, protocol));
     };
     let offered = offered.ok_or(JwtError::Missing)?;
-    let sub = verifier.verify(&offered.token, now_secs())?;
-    Ok((Some(sub), protocol))
+    let verified = verifier.verify(&offered.token).await?;
+    Ok((Some(verified), protocol))
 }

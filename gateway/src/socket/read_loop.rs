@@ -1,7 +1,9 @@
 //! The read loop of one connection: reads the client's frames and dispatches them to
 //! [`Commands`], pings every `HEARTBEAT_INTERVAL`, closes a client silent for `CLIENT_TIMEOUT`
-//! (4000), closes on shutdown (1001) and on protocol errors, and on the way out leaves the hub
-//! and the session's subscription.
+//! (4000), closes a connection whose login token expired (4003, at `exp` + `JWT_LEEWAY`, after
+//! the frames already queued; an `auth` frame moves `exp`), closes on shutdown (1001) and on
+//! protocol errors, and on the way out leaves the hub and the session's subscription. Expiry
+//! ends the connection only: its running answers go on, for the client to resume.
 //!
 //! The loop never waits on the network for anything but the client: requests to the
 //! ai-service run in their own tasks (bounded per connection), and every answer goes through
@@ -14,6 +16,7 @@ use std::time::Duration;
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, ProtocolError};
 use futures_util::StreamExt;
 use shared_proto::CloseCode;
+use tokio::sync::watch;
 use tokio::time::Instant;
 use uuid::Uuid;
 
@@ -22,6 +25,7 @@ use super::frame_guard::{Verdict, VerdictCell};
 use crate::delivery::hub::Left;
 use crate::delivery::streams::Streams;
 use crate::security::conn_limits::ConnGuard;
+use crate::security::conn_token::{expiry_deadline, ConnToken};
 use crate::sink::Sink;
 use crate::starts::Starts;
 use crate::state::AppState;
@@ -40,6 +44,8 @@ pub struct Conn {
     pub guard: ConnGuard,
     /// The session's chats in flight (shared by its sockets here).
     pub starts: Starts,
+    /// The login token the connection runs on (None: anonymous mode, no expiry).
+    pub token: Option<Arc<ConnToken>>,
 }
 
 /// Keeps `gateway_send_queue_bytes` (the sum over connections) up to date from samples.
@@ -73,9 +79,11 @@ pub async fn run(state: Arc<AppState>, conn: Conn, messages: AggregatedMessageSt
         verdict,
         guard,
         starts,
+        token,
     } = conn;
     tracing::debug!("connected");
     metrics::gauge!("gateway_connections").increment(1.0);
+    let expiry = token.as_ref().map(|t| t.watch());
     let commands = Commands::new(
         state.clone(),
         session_id,
@@ -83,9 +91,13 @@ pub async fn run(state: Arc<AppState>, conn: Conn, messages: AggregatedMessageSt
         streams,
         inherited,
         starts,
+        token,
     );
     let mut gauge = QueueGauge { last: 0 };
-    read(&state, &commands, &sink, &verdict, &mut gauge, messages).await;
+    read(
+        &state, &commands, &sink, &verdict, &mut gauge, messages, expiry,
+    )
+    .await;
     // Every way out of the loop ends the writer: without a close queued (peer gone, stream
     // ended) it would wait for frames forever, holding the socket and its slot.
     sink.close(CloseCode::Normal);
@@ -109,16 +121,41 @@ async fn read(
     verdict: &VerdictCell,
     gauge: &mut QueueGauge,
     mut messages: AggregatedMessageStream,
+    mut expiry: Option<watch::Receiver<u64>>,
 ) {
     let mut last_seen = Instant::now();
     let mut ticker = tokio::time::interval(state.config.heartbeat_interval);
     ticker.tick().await;
     let shutdown = state.shutdown.clone();
+    let leeway = state.config.jwt_leeway;
+    let token_end = |exp: u64| expiry_deadline(exp, leeway);
+    let first_end = match &expiry {
+        Some(rx) => token_end(*rx.borrow()),
+        None => Instant::now(),
+    };
+    let expired = tokio::time::sleep_until(first_end);
+    tokio::pin!(expired);
     loop {
         tokio::select! {
             _ = sink.finished() => return,
             _ = shutdown.cancelled() => {
                 sink.close(CloseCode::GoingAway);
+                return;
+            }
+            exp = exp_changed(&mut expiry) => {
+                expired.as_mut().reset(token_end(exp));
+            }
+            _ = &mut expired, if expiry.is_some() => {
+                // The wall clock decides (it may have been stepped since the timer was set).
+                let exp = expiry.as_ref().map_or(0, |rx| *rx.borrow());
+                let end = token_end(exp);
+                if end > Instant::now() {
+                    expired.as_mut().reset(end);
+                    continue;
+                }
+                tracing::info!(exp, "login token expired without a refresh; closing with 4003");
+                metrics::counter!("streamline_gateway_token_expired_closes_total").increment(1);
+                sink.close(CloseCode::TokenExpired);
                 return;
             }
             _ = ticker.tick() => {
@@ -158,6 +195,16 @@ async fn read(
             }
         }
     }
+}
+
+/// The next `exp` an `auth` frame installed (never, in anonymous mode).
+async fn exp_changed(expiry: &mut Option<watch::Receiver<u64>>) -> u64 {
+    if let Some(rx) = expiry {
+        if rx.changed().await.is_ok() {
+            return *rx.borrow_and_update();
+        }
+    }
+    std::future::pending().await
 }
 
 /// The close code for a failed read, or None when the peer is simply gone (TCP reset, EOF

@@ -4,4 +4,9 @@ import type { ErrorCode } from "./ErrorCode.js";
 /**
  * `{code, message}`: the error of a failed `done`, and the body of HTTP errors.
  */
-export type ErrorBody = { code: ErrorCode, message: string, };
+export type ErrorBody = { code: ErrorCode, message: string, 
+/**
+ * When retrying makes sense, in how many seconds (`quota_exceeded`: until the window
+ * frees).
+ */
+retry_after_s?: number | null, };

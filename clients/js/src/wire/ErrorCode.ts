@@ -3,4 +3,4 @@
 /**
  * Every error code the stack emits. The snake_case names are part of protocol v1.
  */
-export type ErrorCode = "invalid_json" | "unknown_type" | "invalid_frame" | "binary_not_supported" | "invalid_message_id" | "empty_content" | "content_too_long" | "rate_limited" | "too_many_generations" | "duplicate_message_id" | "ai_service_unavailable" | "store_unavailable" | "resume_unavailable" | "shutting_down" | "upstream_error" | "upstream_auth" | "upstream_rate_limited" | "upstream_timeout" | "worker_lost" | "redis_unavailable" | "shutdown" | "internal" | "unauthorized" | "origin_not_allowed" | "too_many_connections";
+export type ErrorCode = "invalid_json" | "unknown_type" | "invalid_frame" | "binary_not_supported" | "invalid_message_id" | "empty_content" | "content_too_long" | "rate_limited" | "too_many_generations" | "duplicate_message_id" | "ai_service_unavailable" | "store_unavailable" | "resume_unavailable" | "shutting_down" | "upstream_error" | "upstream_auth" | "upstream_rate_limited" | "upstream_timeout" | "worker_lost" | "redis_unavailable" | "shutdown" | "internal" | "unauthorized" | "origin_not_allowed" | "too_many_connections" | "quota_exceeded";

@@ -15,4 +15,8 @@ export type ServerFrame = { "type": "welcome", session_id: string, resume_token:
 /**
  * Text (omitted) or reasoning.
  */
-kind?: DeltaKind, ts?: number | null, } | { "type": "done", message_id: string, seq: number, status: FinalStatus, error?: ErrorBody | null, usage?: Usage | null, } | { "type": "cancel_ack", message_id: string, status: CancelStatus, } | { "type": "heartbeat_ack", } | { "type": "started", message_id: string, content: string, } | { "type": "conversation", messages: Array<ConversationMessage>, } | { "type": "error", code: ErrorCode, message: string, message_id?: string | null, };
+kind?: DeltaKind, ts?: number | null, } | { "type": "done", message_id: string, seq: number, status: FinalStatus, error?: ErrorBody | null, usage?: Usage | null, } | { "type": "cancel_ack", message_id: string, status: CancelStatus, } | { "type": "heartbeat_ack", } | { "type": "started", message_id: string, content: string, } | { "type": "conversation", messages: Array<ConversationMessage>, } | { "type": "auth_ack", exp: number, } | { "type": "error", code: ErrorCode, message: string, message_id?: string | null, 
+/**
+ * When retrying makes sense, in how many seconds (`quota_exceeded`).
+ */
+retry_after_s?: number | null, };

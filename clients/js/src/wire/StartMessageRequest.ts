@@ -3,4 +3,10 @@
 /**
  * `POST /v1/sessions/{session_id}/messages`.
  */
-export type StartMessageRequest = { message_id: string, content: string, };
+export type StartMessageRequest = { message_id: string, content: string, 
+/**
+ * The user (the connection's JWT `sub`), passed by a gateway that authenticated it (the
+ * API trusts it: it is protected by `AI_SERVICE_TOKEN`). Anonymous users have none. It
+ * names the generation in the admin API and is what `USER_TOKEN_BUDGET` charges.
+ */
+user?: string | null, };

@@ -1,14 +1,15 @@
 //! The client's commands, one file each: [`chat`], [`cancel`], [`resume`], [`heartbeat`],
-//! [`conversation`].
+//! [`conversation`], [`auth`].
 //! [`Commands`] is what they share: the connection's session, sink and followed messages, its
 //! two token buckets, and the bound on its requests in flight.
 //!
 //! Each connection has two token buckets (`RATE_LIMIT_PER_SEC`, `RATE_LIMIT_BURST`): one for
-//! `chat`, `resume`, invalid and binary frames, one for `cancel` (so a client that floods chats
+//! `chat`, `resume`, `auth`, invalid and binary frames, one for `cancel` (so a client that floods chats
 //! can still press Stop). `heartbeat` is exempt: it is answered locally, costs one small frame,
 //! and a client that sends them faster than it reads the answers is closed as a slow consumer by
 //! the send queue bound.
 
+mod auth;
 mod cancel;
 mod chat;
 mod conversation;
@@ -23,6 +24,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
 use crate::delivery::streams::Streams;
+use crate::security::conn_token::ConnToken;
 use crate::security::rate::TokenBucket;
 use crate::sink::Sink;
 use crate::starts::Starts;
@@ -53,6 +55,8 @@ pub struct Commands {
     requests: Mutex<TokenBucket>,
     cancels: Mutex<TokenBucket>,
     inherited: Mutex<Inherited>,
+    /// The login token the connection runs on (None: anonymous mode).
+    token: Option<Arc<ConnToken>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -69,6 +73,7 @@ impl Commands {
         streams: Arc<Streams>,
         inherited: HashSet<Uuid>,
         starts: Starts,
+        token: Option<Arc<ConnToken>>,
     ) -> Self {
         let (rate, burst) = (
             state.config.rate_limit_per_sec,
@@ -84,6 +89,7 @@ impl Commands {
             requests: Mutex::new(TokenBucket::new(rate, burst)),
             cancels: Mutex::new(TokenBucket::new(rate, burst)),
             inherited: Mutex::new(Inherited::new(inherited)),
+            token,
         }
     }
 
@@ -130,6 +136,11 @@ impl Commands {
             } => {
                 if self.take(Bucket::Requests, Some(message_id)) {
                     self.resume(message_id, after_seq)
+                }
+            }
+            ClientFrame::Auth { token } => {
+                if self.take(Bucket::Requests, None) {
+                    self.auth(token).await
                 }
             }
         }
