@@ -129,7 +129,7 @@ async fn socket(ctx: Arc<Ctx>, p: Arc<Soak>, n: Arc<Counts>, stop: watch::Receiv
             },
         };
         let k = n.started.fetch_add(1, Ordering::Relaxed) + 1;
-        let cancel = p.cancel_every > 0 && k % p.cancel_every == 0;
+        let cancel = p.cancel_every > 0 && k.is_multiple_of(p.cancel_every);
         if let Err(e) = one_chat(c, &p.prompt, cancel, &n).await {
             n.fail(e);
             if let Some(c) = conn.take() {
