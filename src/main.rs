@@ -34,7 +34,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    service_kit::init_logging(settings.cli.common.log_format);
+    if let Err(e) = service_kit::init_logging(
+        settings.cli.common.log_format,
+        &settings.cli.common.traces,
+        "streamline",
+    ) {
+        eprintln!("streamline: {e}");
+        return ExitCode::from(2);
+    }
     service_kit::run_main("streamline", run(settings))
 }
 
@@ -100,6 +107,8 @@ async fn run(settings: Settings) -> Result<(), RunError> {
         gw_config.ai_service_url = http_url(local(l, ai_addr)?);
     }
 
+    // Before the store connects: the store resolves its metric handles at its first command.
+    service_kit::install_metrics();
     let backend = match mode {
         Mode::Embedded => {
             let store = MemoryStore::new(ai_service::server::memory_store_config(&ai_config))
@@ -177,6 +186,7 @@ async fn run(settings: Settings) -> Result<(), RunError> {
         }
         None => gw.shutdown().await,
     }
+    service_kit::flush_traces().await;
     tracing::info!("streamline stopped");
     Ok(())
 }

@@ -4,6 +4,11 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = ai_service::config::AiCli::parse();
-    service_kit::init_logging(cli.common.log_format);
+    if let Err(e) =
+        service_kit::init_logging(cli.common.log_format, &cli.common.traces, "ai-service")
+    {
+        eprintln!("ai-service: {e}");
+        return std::process::ExitCode::from(2);
+    }
     service_kit::run_main("ai-service", ai_service::server::run(cli))
 }

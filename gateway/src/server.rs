@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
 use service_kit::CommonArgs;
 use store::{Feed, RedisStoreConfig, StoreBackend};
 
@@ -25,10 +26,6 @@ use crate::state::AppState;
 use crate::tasks::Drained;
 
 pub use service_kit::StartError;
-
-async fn metrics_route() -> HttpResponse {
-    service_kit::metrics_response()
-}
 
 /// Turns Nagle's algorithm off on every accepted socket.
 fn set_nodelay(conn: &dyn std::any::Any, _ext: &mut actix_web::dev::Extensions) {
@@ -126,12 +123,13 @@ pub async fn start(
     let app_state = state.clone();
     let server = HttpServer::new(move || {
         App::new()
+            .wrap(from_fn(service_kit::access_log))
             .app_data(app_state.clone())
             .app_data(probe.clone())
             .route("/ws", web::get().to(ws_route))
             .route("/healthz", web::get().to(service_kit::healthz))
             .route("/readyz", web::get().to(crate::readiness::readyz))
-            .route("/metrics", web::get().to(metrics_route))
+            .route("/metrics", web::get().to(crate::readiness::metrics_route))
             .configure(crate::web_client::configure)
     })
     // Chat frames are small and often written back to back (ack then chunk, cancel_ack then
@@ -178,9 +176,12 @@ pub async fn run(cli: GatewayCli) -> Result<(), StartError> {
     cli.config.validate().map_err(StartError::config)?;
     cli.common.validate().map_err(StartError::config)?;
     let listener = service_kit::bind(cli.addr)?;
+    // Before the store connects: the store resolves its metric handles at its first command.
+    service_kit::install_metrics();
     let backend = StoreBackend::redis(&redis_store_config(&cli.common)).await?;
     let running = start(&cli.config, &cli.common, listener, backend).await?;
     service_kit::shutdown_signal().await;
     running.shutdown().await;
+    service_kit::flush_traces().await;
     Ok(())
 }

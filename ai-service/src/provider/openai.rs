@@ -45,6 +45,7 @@ use serde::Serialize;
 use serde_json::Value;
 use shared_proto::{ErrorCode, Usage};
 use tokio::time::{timeout_at, Instant};
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use super::sse::{SseEvent, SseParser};
@@ -595,14 +596,39 @@ impl Generation {
     }
 
     /// One attempt: sends the request and classifies the response.
+    ///
+    /// Each attempt is a client span (a child of the generation's) whose `traceparent` goes
+    /// with the request, so the model server's own spans join the chat's trace; and each is
+    /// timed (`streamline_ai_upstream_request_seconds`, until the response headers or the
+    /// failure).
     async fn send(&self, deadline: Instant) -> Result<Answer, Failure> {
         let inner = &self.inner;
-        let request = inner
+        let span = tracing::info_span!(
+            "upstream_request",
+            otel.name = "POST chat/completions",
+            otel.kind = "client",
+            http.request.method = "POST",
+            server.address = inner.endpoint.host_str().unwrap_or(""),
+            attempt = self.progress.attempts,
+            http.response.status_code = tracing::field::Empty,
+        );
+        let mut request = inner
             .client
             .post(inner.endpoint.clone())
             .headers(inner.headers.clone())
             .body(self.body.clone());
-        let response = match timeout_at(deadline, request.send()).await {
+        if let Some(tp) = service_kit::trace_context::traceparent_of_span(&span) {
+            request = request.header(service_kit::trace_context::TRACEPARENT, tp);
+        }
+        let timer = crate::telemetry::UpstreamTimer::start();
+        let sent = timeout_at(deadline, request.send())
+            .instrument(span.clone())
+            .await;
+        drop(timer);
+        if let Ok(Ok(response)) = &sent {
+            span.record("http.response.status_code", response.status().as_u16());
+        }
+        let response = match sent {
             Err(_elapsed) => return Err(first_token_timeout(&inner.cfg)),
             Ok(Err(e)) => {
                 return Err(Failure::transient(
@@ -1026,6 +1052,7 @@ mod tests {
                     content: "hello".into(),
                 },
             ],
+            origin: crate::origin::Origin::detached(),
         };
         let body: Value = serde_json::from_slice(&request_body(&c, &req).unwrap()).unwrap();
         assert_eq!(

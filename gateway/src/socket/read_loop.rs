@@ -38,7 +38,7 @@ pub struct Conn {
     pub guard: ConnGuard,
 }
 
-/// Keeps `gateway_send_queue_bytes` (the sum over connections) up to date from samples.
+/// Keeps `streamline_gateway_send_queue_bytes` (the sum over connections) up to date from samples.
 struct QueueGauge {
     last: usize,
 }
@@ -47,13 +47,17 @@ impl QueueGauge {
     fn sample(&mut self, sink: &Sink) {
         let now = sink.queued_bytes();
         if now != self.last {
-            metrics::gauge!("gateway_send_queue_bytes").increment(now as f64 - self.last as f64);
+            crate::telemetry::hot()
+                .send_queue_bytes
+                .increment(now as f64 - self.last as f64);
             self.last = now;
         }
     }
 
     fn clear(&mut self) {
-        metrics::gauge!("gateway_send_queue_bytes").decrement(self.last as f64);
+        crate::telemetry::hot()
+            .send_queue_bytes
+            .decrement(self.last as f64);
         self.last = 0;
     }
 }
@@ -70,7 +74,7 @@ pub async fn run(state: Arc<AppState>, conn: Conn, messages: AggregatedMessageSt
         guard,
     } = conn;
     tracing::debug!("connected");
-    metrics::gauge!("gateway_connections").increment(1.0);
+    crate::telemetry::hot().connections.increment(1.0);
     let commands = Commands::new(state.clone(), session_id, sink.clone(), streams, inherited);
     let mut gauge = QueueGauge { last: 0 };
     read(&state, &commands, &sink, &verdict, &mut gauge, messages).await;
@@ -86,7 +90,7 @@ pub async fn run(state: Arc<AppState>, conn: Conn, messages: AggregatedMessageSt
     leave(&state, session_id, conn_id).await;
     gauge.clear();
     drop(guard);
-    metrics::gauge!("gateway_connections").decrement(1.0);
+    crate::telemetry::hot().connections.decrement(1.0);
     tracing::debug!("disconnected");
 }
 
