@@ -30,6 +30,12 @@ pub struct AiCli {
     #[arg(long, env = "AI_ADDR", default_value = "127.0.0.1:8081")]
     pub addr: SocketAddr,
 
+    /// Check the health of the service running with this configuration (`GET /healthz` on
+    /// AI_ADDR) and exit 0 if it answers 200, 1 otherwise; starts nothing. For container
+    /// health checks (the images have no curl).
+    #[arg(long)]
+    pub healthcheck: bool,
+
     #[command(flatten)]
     pub common: CommonArgs,
 

@@ -1,9 +1,13 @@
-//! `ai-service` binary: parse settings, run, exit 2 on a startup error.
+//! `ai-service` binary: parse settings, run, exit 2 on a startup error;
+//! `--healthcheck`: ask this configuration's own `/healthz` and exit 0 or 1 (nothing starts).
 
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = ai_service::config::AiCli::parse();
+    if cli.healthcheck {
+        return service_kit::run_healthcheck("ai-service", cli.addr);
+    }
     if let Err(e) =
         service_kit::init_logging(cli.common.log_format, &cli.common.traces, "ai-service")
     {

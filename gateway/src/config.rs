@@ -26,6 +26,12 @@ pub struct GatewayCli {
     #[arg(long, env = "GATEWAY_ADDR", default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
 
+    /// Check the health of the service running with this configuration (`GET /healthz` on
+    /// GATEWAY_ADDR) and exit 0 if it answers 200, 1 otherwise; starts nothing. For container
+    /// health checks (the images have no curl).
+    #[arg(long)]
+    pub healthcheck: bool,
+
     #[command(flatten)]
     pub common: CommonArgs,
 
@@ -98,6 +104,12 @@ pub struct Config {
     /// 0: no per-IP limit).
     #[arg(long, env = "MAX_CONNECTIONS_PER_IP", default_value_t = 1_000)]
     pub max_connections_per_ip: usize,
+
+    /// After SIGTERM, close the sockets (1001) spread evenly over this long rather than all at
+    /// once, so that this gateway's clients do not reconnect in one burst. At most half of
+    /// SHUTDOWN_TIMEOUT is used. 0s: all at once.
+    #[arg(long, env = "DRAIN_SPREAD", default_value = "10s", value_parser = parse_duration)]
+    pub drain_spread: Duration,
 
     /// Proxies whose `X-Forwarded-For` names the client (comma list of IPs or CIDRs), for
     /// `MAX_CONNECTIONS_PER_IP`. Empty: the peer address is the client.

@@ -1,6 +1,6 @@
 //! Wiring: configuration → store, feed, hub → HTTP server, with an explicit shutdown path
-//! (not ready, close every socket with 1001, wait for every task the gateway started, stop the
-//! server, close the feed).
+//! (not ready, close every socket with 1001 in waves over `DRAIN_SPREAD`, wait for every task
+//! the gateway started, stop the server, close the feed).
 //!
 //! [`run`] is the `gateway` binary (Redis). [`start`] is the same gateway on any
 //! [`StoreBackend`] and an already-bound listener, so the single-process mode (`streamline`)
@@ -65,7 +65,7 @@ impl Running {
     pub async fn shutdown(self) {
         tracing::info!(
             connections = self.state.hub.len(),
-            "shutdown requested; closing sockets with 1001"
+            "shutdown requested; closing sockets with 1001 (in waves over DRAIN_SPREAD)"
         );
         self.state.begin_shutdown();
         if let Drained::TimedOut { running } = self.state.tasks.wait(self.shutdown_timeout).await {
@@ -105,6 +105,15 @@ pub async fn start(
     };
     let ai = AiClient::new(&config.ai_service_url, common.ai_service_token.as_ref())
         .map_err(StartError::config)?;
+    let drain_spread = crate::drain::effective_spread(config.drain_spread, common.shutdown_timeout);
+    if drain_spread < config.drain_spread {
+        tracing::warn!(
+            drain_spread = ?config.drain_spread,
+            shutdown_timeout = ?common.shutdown_timeout,
+            used = ?drain_spread,
+            "DRAIN_SPREAD is more than half of SHUTDOWN_TIMEOUT; sockets will close over half of SHUTDOWN_TIMEOUT"
+        );
+    }
     let hub = Arc::new(Hub::default());
     // /readyz: a pub/sub round trip through the feed (see readiness.rs).
     let probe = web::Data::new(crate::readiness::Probe::new());
@@ -119,6 +128,7 @@ pub async fn start(
         hub.clone(),
         ai,
         tokens,
+        drain_spread,
     ));
     let app_state = state.clone();
     let server = HttpServer::new(move || {
@@ -152,6 +162,7 @@ pub async fn start(
         max_frame_bytes = config.max_frame_bytes,
         max_content_bytes = config.max_content_bytes,
         shutdown_timeout = ?common.shutdown_timeout,
+        ?drain_spread,
         redis_command_timeout = ?common.redis.command_timeout,
         auth_secret = if config.auth_secret.is_some() { "set" } else { "unset" },
         "gateway listening"

@@ -2,6 +2,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use store::{Feed, Store};
 use tokio_util::sync::CancellationToken;
@@ -25,8 +26,11 @@ pub struct AppState {
     pub security: Security,
     /// Every task the gateway starts (shutdown waits for them).
     pub tasks: Tasks,
-    /// Cancelled on shutdown: every connection closes with 1001.
+    /// Cancelled when the drain's last wave is out: every connection still open closes with
+    /// 1001, and the background tasks stop.
     pub shutdown: CancellationToken,
+    /// Over how long the drain closes the sockets ([`crate::drain`]).
+    drain_spread: Duration,
     draining: AtomicBool,
 }
 
@@ -38,6 +42,7 @@ impl AppState {
         hub: Arc<Hub>,
         ai: AiClient,
         tokens: ResumeTokens,
+        drain_spread: Duration,
     ) -> Self {
         crate::telemetry::register();
         AppState {
@@ -50,6 +55,7 @@ impl AppState {
             tokens,
             tasks: Tasks::default(),
             shutdown: CancellationToken::new(),
+            drain_spread,
             draining: AtomicBool::new(false),
         }
     }
@@ -58,9 +64,16 @@ impl AppState {
         self.draining.load(Ordering::Acquire)
     }
 
-    /// Turns not-ready, refuses new connections, and closes every socket with 1001.
+    /// Turns not-ready, refuses new connections, and closes every socket with 1001, in waves
+    /// over the drain spread (a tracked task; [`Self::shutdown`] is cancelled after the last).
     pub fn begin_shutdown(&self) {
-        self.draining.store(true, Ordering::Release);
-        self.shutdown.cancel();
+        if self.draining.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.tasks.spawn(crate::drain::run(
+            self.hub.clone(),
+            self.drain_spread,
+            self.shutdown.clone(),
+        ));
     }
 }

@@ -7,6 +7,7 @@
 mod access_log;
 mod common_args;
 mod duration;
+mod healthcheck;
 mod http;
 mod logging;
 mod metrics;
@@ -22,6 +23,7 @@ pub mod trace_context;
 pub use access_log::{access_log, redacted_path};
 pub use common_args::{CommonArgs, RedisArgs};
 pub use duration::parse_duration;
+pub use healthcheck::{check as healthcheck, run_healthcheck, HealthError};
 pub use http::{bind, healthz, metrics_response};
 pub use logging::{init_logging, LogFormat};
 pub use metrics::{

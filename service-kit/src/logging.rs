@@ -7,6 +7,8 @@
 //! above, except each WebSocket connection's (it lasts as long as the socket; every chat in
 //! it is a trace of its own), and no events (the logs stay the record of events).
 
+use std::io::IsTerminal as _;
+
 use tracing::Level;
 use tracing_subscriber::filter::FilterFn;
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -56,7 +58,10 @@ pub fn init_logging(
     default_service: &str,
 ) -> Result<(), ExporterError> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colours only on a terminal: a log file or a container's log stream gets plain text.
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     let fmt = match format {
         LogFormat::Text => fmt.with_filter(filter).boxed(),
         LogFormat::Json => fmt.json().flatten_event(true).with_filter(filter).boxed(),

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod backend;
 pub mod client;
 pub mod metrics;
+pub mod otlp;
 pub mod process;
 pub mod stack;
 pub mod upstream;

@@ -1,0 +1,124 @@
+//! `--healthcheck`: the binary asks its own `GET /healthz` on its configured address and exits
+//! 0 (200) or 1 (anything else), without starting the service. This is what a container's
+//! `HEALTHCHECK` runs, so the runtime image needs no `curl`.
+//!
+//! A plain HTTP/1.1 request over a blocking socket, bounded by [`TIMEOUT`] (no runtime, no HTTP
+//! client: nothing that could itself hang or need configuration). An unspecified listen
+//! address (`0.0.0.0`, `[::]`) is asked on loopback.
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Bound on connecting, writing and reading.
+pub const TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Why the check failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HealthError {
+    #[error("cannot reach {addr}: {source}")]
+    Io {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{addr} answered `{status_line}`")]
+    Status { addr: SocketAddr, status_line: String },
+}
+
+/// Where to ask for a listener bound to `addr`.
+fn target(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), addr.port())
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), addr.port())
+        }
+        _ => addr,
+    }
+}
+
+/// `GET /healthz` on the listener bound to `listen`.
+pub fn check(listen: SocketAddr) -> Result<(), HealthError> {
+    let addr = target(listen);
+    let io = |source| HealthError::Io { addr, source };
+    let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(io)?;
+    stream.set_read_timeout(Some(TIMEOUT)).map_err(io)?;
+    stream.set_write_timeout(Some(TIMEOUT)).map_err(io)?;
+    write!(
+        stream,
+        "GET /healthz HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: healthcheck\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(io)?;
+    // The status line is all we need; read a bounded prefix.
+    let mut buf = [0u8; 256];
+    let mut n = 0;
+    while n < buf.len() {
+        match stream.read(&mut buf[n..]).map_err(io)? {
+            0 => break,
+            k => n += k,
+        }
+        if buf[..n].contains(&b'\n') {
+            break;
+        }
+    }
+    let head = String::from_utf8_lossy(&buf[..n]);
+    let status_line = head.lines().next().unwrap_or("").trim().to_string();
+    let mut parts = status_line.split_whitespace();
+    match (parts.next(), parts.next()) {
+        (Some(v), Some("200")) if v.starts_with("HTTP/1.") => Ok(()),
+        _ => Err(HealthError::Status { addr, status_line }),
+    }
+}
+
+/// Runs the check for `name` and turns it into the exit code (the reason on stderr).
+pub fn run_healthcheck(name: &str, listen: SocketAddr) -> ExitCode {
+    match check(listen) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: unhealthy: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    fn serve_once(answer: &'static str) -> SocketAddr {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut req = [0u8; 512];
+            let _ = s.read(&mut req);
+            let _ = s.write_all(answer.as_bytes());
+        });
+        addr
+    }
+
+    #[test]
+    fn a_200_is_healthy_and_anything_else_is_not() {
+        let ok = serve_once("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+        assert!(check(ok).is_ok());
+        let bad = serve_once("HTTP/1.1 503 Service Unavailable\r\n\r\n");
+        assert!(matches!(check(bad), Err(HealthError::Status { .. })));
+        let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        assert!(matches!(check(closed), Err(HealthError::Io { .. })));
+    }
+
+    #[test]
+    fn an_unspecified_address_is_asked_on_loopback() {
+        assert_eq!(
+            target("0.0.0.0:8080".parse().unwrap()),
+            "127.0.0.1:8080".parse::<SocketAddr>().unwrap()
+        );
+        assert_eq!(
+            target("[::]:8080".parse().unwrap()),
+            "[::1]:8080".parse::<SocketAddr>().unwrap()
+        );
+    }
+}
