@@ -26,11 +26,11 @@ pub struct GatewayCli {
     #[arg(long, env = "GATEWAY_ADDR", default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
 
-    /// Check the health of the service running with this configuration (`GET /healthz` on
-    /// GATEWAY_ADDR) and exit 0 if it answers 200, 1 otherwise; starts nothing. For container
-    /// health checks (the images have no curl).
-    #[arg(long)]
-    pub healthcheck: bool,
+    /// Check the service running with this configuration and exit 0 if it answers 200, 1
+    /// otherwise; starts nothing. `live` (the default): `GET /healthz` on GATEWAY_ADDR; `ready`:
+    /// `GET /readyz`. For container health checks (the images have no curl).
+    #[arg(long, value_enum, value_name = "PROBE", num_args = 0..=1, require_equals = true, default_missing_value = "live")]
+    pub healthcheck: Option<service_kit::Probe>,
 
     #[command(flatten)]
     pub common: CommonArgs,

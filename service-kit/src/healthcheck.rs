@@ -1,6 +1,7 @@
-//! `--healthcheck`: the binary asks its own `GET /healthz` on its configured address and exits
-//! 0 (200) or 1 (anything else), without starting the service. This is what a container's
-//! `HEALTHCHECK` runs, so the runtime image needs no `curl`.
+//! `--healthcheck[=live|ready]`: the binary asks its own `GET /healthz` (`live`, the default)
+//! or `GET /readyz` (`ready`) on its configured address and exits 0 (200) or 1 (anything
+//! else), without starting the service. This is what a container's `HEALTHCHECK` (and
+//! Compose's) runs, so the runtime image needs no `curl`.
 //!
 //! A plain HTTP/1.1 request over a blocking socket, bounded by [`TIMEOUT`] (no runtime, no HTTP
 //! client: nothing that could itself hang or need configuration). An unspecified listen
@@ -10,6 +11,24 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::process::ExitCode;
 use std::time::Duration;
+
+/// Which route `--healthcheck` asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Probe {
+    /// `GET /healthz`: the process serves.
+    Live,
+    /// `GET /readyz`: the process can do its work (Redis answers, not draining).
+    Ready,
+}
+
+impl Probe {
+    pub fn path(self) -> &'static str {
+        match self {
+            Probe::Live => "/healthz",
+            Probe::Ready => "/readyz",
+        }
+    }
+}
 
 /// Bound on connecting, writing and reading.
 pub const TIMEOUT: Duration = Duration::from_secs(3);
@@ -39,8 +58,8 @@ fn target(addr: SocketAddr) -> SocketAddr {
     }
 }
 
-/// `GET /healthz` on the listener bound to `listen`.
-pub fn check(listen: SocketAddr) -> Result<(), HealthError> {
+/// `GET` of `probe`'s route on the listener bound to `listen`.
+pub fn check(listen: SocketAddr, probe: Probe) -> Result<(), HealthError> {
     let addr = target(listen);
     let io = |source| HealthError::Io { addr, source };
     let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(io)?;
@@ -48,7 +67,8 @@ pub fn check(listen: SocketAddr) -> Result<(), HealthError> {
     stream.set_write_timeout(Some(TIMEOUT)).map_err(io)?;
     write!(
         stream,
-        "GET /healthz HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: healthcheck\r\nConnection: close\r\n\r\n"
+        "GET {} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: healthcheck\r\nConnection: close\r\n\r\n",
+        probe.path()
     )
     .map_err(io)?;
     // The status line is all we need; read a bounded prefix.
@@ -73,8 +93,8 @@ pub fn check(listen: SocketAddr) -> Result<(), HealthError> {
 }
 
 /// Runs the check for `name` and turns it into the exit code (the reason on stderr).
-pub fn run_healthcheck(name: &str, listen: SocketAddr) -> ExitCode {
-    match check(listen) {
+pub fn run_healthcheck(name: &str, listen: SocketAddr, probe: Probe) -> ExitCode {
+    match check(listen, probe) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("{name}: unhealthy: {e}");
@@ -103,11 +123,11 @@ mod tests {
     #[test]
     fn a_200_is_healthy_and_anything_else_is_not() {
         let ok = serve_once("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
-        assert!(check(ok).is_ok());
+        assert!(check(ok, Probe::Live).is_ok());
         let bad = serve_once("HTTP/1.1 503 Service Unavailable\r\n\r\n");
-        assert!(matches!(check(bad), Err(HealthError::Status { .. })));
+        assert!(matches!(check(bad, Probe::Ready), Err(HealthError::Status { .. })));
         let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-        assert!(matches!(check(closed), Err(HealthError::Io { .. })));
+        assert!(matches!(check(closed, Probe::Live), Err(HealthError::Io { .. })));
     }
 
     #[test]

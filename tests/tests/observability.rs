@@ -285,6 +285,14 @@ async fn the_binaries_check_their_own_health() {
     let nobody = free_port();
     assert_eq!(status("gateway", "GATEWAY_ADDR", nobody), Some(1));
     assert_eq!(status("ai-service", "AI_ADDR", nobody), Some(1));
+    // `ready` asks /readyz.
+    let ready = Command::new(bin_path("gateway"))
+        .arg("--healthcheck=ready")
+        .env("GATEWAY_ADDR", format!("127.0.0.1:{}", stack.gateway.port))
+        .status()
+        .expect("run")
+        .code();
+    assert_eq!(ready, Some(0));
 }
 
 /// The status a WebSocket handshake to `url` gets (101 on success).
