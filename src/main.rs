@@ -15,10 +15,10 @@
 
 mod settings;
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use service_kit::StartError;
+use service_kit::{loopback, StartError};
 use settings::{Cli, Mode, ParseError, Settings};
 use store::{MemoryStore, StoreBackend};
 
@@ -43,19 +43,6 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     service_kit::run_main("streamline", run(settings))
-}
-
-/// Where to reach a listener from this machine (`0.0.0.0` → `127.0.0.1`).
-fn loopback(addr: SocketAddr) -> SocketAddr {
-    match addr.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => {
-            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), addr.port())
-        }
-        IpAddr::V6(ip) if ip.is_unspecified() => {
-            SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), addr.port())
-        }
-        _ => addr,
-    }
 }
 
 fn http_url(addr: SocketAddr) -> String {

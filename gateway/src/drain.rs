@@ -41,7 +41,11 @@ pub async fn run(hub: Arc<Hub>, spread: Duration, done: CancellationToken) {
     // A stable order (oldest connection first), so the schedule does not depend on hashing.
     conns.sort_by_key(|c| c.conn_id);
     let n = conns.len();
-    tracing::info!(connections = n, ?spread, "closing sockets with 1001 in waves");
+    tracing::info!(
+        connections = n,
+        ?spread,
+        "closing sockets with 1001 in waves"
+    );
     for (i, conn) in conns.into_iter().enumerate() {
         tokio::time::sleep_until(start + offset(i, n, spread)).await;
         conn.sink.close(CloseCode::GoingAway);

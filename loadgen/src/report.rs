@@ -41,7 +41,7 @@ fn group(i: u64) -> String {
     let s = i.to_string();
     let mut out = String::new();
     for (n, c) in s.chars().enumerate() {
-        if n > 0 && (s.len() - n) % 3 == 0 {
+        if n > 0 && (s.len() - n).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

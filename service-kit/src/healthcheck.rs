@@ -42,11 +42,15 @@ pub enum HealthError {
         source: std::io::Error,
     },
     #[error("{addr} answered `{status_line}`")]
-    Status { addr: SocketAddr, status_line: String },
+    Status {
+        addr: SocketAddr,
+        status_line: String,
+    },
 }
 
-/// Where to ask for a listener bound to `addr`.
-fn target(addr: SocketAddr) -> SocketAddr {
+/// Where to reach, from this machine, a listener bound to `addr` (an unspecified address,
+/// `0.0.0.0` or `[::]`, on loopback).
+pub fn loopback(addr: SocketAddr) -> SocketAddr {
     match addr.ip() {
         IpAddr::V4(ip) if ip.is_unspecified() => {
             SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), addr.port())
@@ -60,17 +64,18 @@ fn target(addr: SocketAddr) -> SocketAddr {
 
 /// `GET` of `probe`'s route on the listener bound to `listen`.
 pub fn check(listen: SocketAddr, probe: Probe) -> Result<(), HealthError> {
-    let addr = target(listen);
+    let addr = loopback(listen);
     let io = |source| HealthError::Io { addr, source };
     let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(io)?;
     stream.set_read_timeout(Some(TIMEOUT)).map_err(io)?;
     stream.set_write_timeout(Some(TIMEOUT)).map_err(io)?;
-    write!(
-        stream,
+    // One write: a request split over several segments could meet a server that answers
+    // after the first and resets the connection for the rest.
+    let request = format!(
         "GET {} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: healthcheck\r\nConnection: close\r\n\r\n",
         probe.path()
-    )
-    .map_err(io)?;
+    );
+    stream.write_all(request.as_bytes()).map_err(io)?;
     // The status line is all we need; read a bounded prefix.
     let mut buf = [0u8; 256];
     let mut n = 0;
@@ -113,8 +118,15 @@ mod tests {
         let addr = l.local_addr().unwrap();
         std::thread::spawn(move || {
             let (mut s, _) = l.accept().unwrap();
-            let mut req = [0u8; 512];
-            let _ = s.read(&mut req);
+            // Read the whole request head, as a server does, before answering.
+            let mut req = Vec::new();
+            let mut buf = [0u8; 512];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
             let _ = s.write_all(answer.as_bytes());
         });
         addr
@@ -125,19 +137,28 @@ mod tests {
         let ok = serve_once("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
         assert!(check(ok, Probe::Live).is_ok());
         let bad = serve_once("HTTP/1.1 503 Service Unavailable\r\n\r\n");
-        assert!(matches!(check(bad, Probe::Ready), Err(HealthError::Status { .. })));
-        let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-        assert!(matches!(check(closed, Probe::Live), Err(HealthError::Io { .. })));
+        assert!(matches!(
+            check(bad, Probe::Ready),
+            Err(HealthError::Status { .. })
+        ));
+        let closed = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        assert!(matches!(
+            check(closed, Probe::Live),
+            Err(HealthError::Io { .. })
+        ));
     }
 
     #[test]
     fn an_unspecified_address_is_asked_on_loopback() {
         assert_eq!(
-            target("0.0.0.0:8080".parse().unwrap()),
+            loopback("0.0.0.0:8080".parse().unwrap()),
             "127.0.0.1:8080".parse::<SocketAddr>().unwrap()
         );
         assert_eq!(
-            target("[::]:8080".parse().unwrap()),
+            loopback("[::]:8080".parse().unwrap()),
             "[::1]:8080".parse::<SocketAddr>().unwrap()
         );
     }

@@ -23,7 +23,7 @@ pub mod trace_context;
 pub use access_log::{access_log, redacted_path};
 pub use common_args::{CommonArgs, RedisArgs};
 pub use duration::parse_duration;
-pub use healthcheck::{check as healthcheck, run_healthcheck, HealthError, Probe};
+pub use healthcheck::{check as healthcheck, loopback, run_healthcheck, HealthError, Probe};
 pub use http::{bind, healthz, metrics_response};
 pub use logging::{init_logging, LogFormat};
 pub use metrics::{

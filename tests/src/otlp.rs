@@ -95,7 +95,11 @@ impl OtlpReceiver {
 
     /// Waits (woken by each export) until `done` holds for the spans received, and returns
     /// them; panics after [`PATIENCE`] with what did arrive.
-    pub async fn wait_for(&self, what: &str, done: impl Fn(&[ReceivedSpan]) -> bool) -> Vec<ReceivedSpan> {
+    pub async fn wait_for(
+        &self,
+        what: &str,
+        done: impl Fn(&[ReceivedSpan]) -> bool,
+    ) -> Vec<ReceivedSpan> {
         let start = Instant::now();
         loop {
             let arrived = self.shared.arrived.notified();

@@ -29,7 +29,12 @@ fn otel_env<'a>(otlp: &'a str, service: &'a str) -> Vec<(&'a str, &'a str)> {
     ]
 }
 
-fn find<'a>(spans: &'a [ReceivedSpan], service: &str, name: &str, trace: &str) -> Option<&'a ReceivedSpan> {
+fn find<'a>(
+    spans: &'a [ReceivedSpan],
+    service: &str,
+    name: &str,
+    trace: &str,
+) -> Option<&'a ReceivedSpan> {
     spans
         .iter()
         .find(|s| s.service == service && s.name == name && s.trace_id == trace)
@@ -37,8 +42,15 @@ fn find<'a>(spans: &'a [ReceivedSpan], service: &str, name: &str, trace: &str) -
 
 /// The five spans of one chat, each the child of the one before.
 fn chat_trace_complete(spans: &[ReceivedSpan], trace: &str) -> bool {
-    let Some(chat) = find(spans, "gateway", "chat", trace) else { return false };
-    let Some(call) = find(spans, "gateway", "POST /v1/sessions/{session_id}/messages", trace) else {
+    let Some(chat) = find(spans, "gateway", "chat", trace) else {
+        return false;
+    };
+    let Some(call) = find(
+        spans,
+        "gateway",
+        "POST /v1/sessions/{session_id}/messages",
+        trace,
+    ) else {
         return false;
     };
     let Some(server) = spans.iter().find(|s| {
@@ -46,7 +58,9 @@ fn chat_trace_complete(spans: &[ReceivedSpan], trace: &str) -> bool {
     }) else {
         return false;
     };
-    let Some(generation) = find(spans, "ai-service", "generation", trace) else { return false };
+    let Some(generation) = find(spans, "ai-service", "generation", trace) else {
+        return false;
+    };
     let Some(upstream) = find(spans, "ai-service", "POST chat/completions", trace) else {
         return false;
     };
@@ -86,7 +100,10 @@ async fn one_chat_is_one_trace_across_both_services_and_the_model_server() {
         })
         .await;
     let chat = find(&spans, "gateway", "chat", CLIENT_TRACE).unwrap();
-    assert_eq!(chat.parent_span_id, CLIENT_SPAN, "the client's span is the parent");
+    assert_eq!(
+        chat.parent_span_id, CLIENT_SPAN,
+        "the client's span is the parent"
+    );
     let server = spans
         .iter()
         .find(|s| s.service == "ai-service" && s.trace_id == CLIENT_TRACE && s.kind == 2)
@@ -191,7 +208,10 @@ async fn every_documented_series_exists_right_after_start() {
             }
         }
     }
-    assert!(missing.is_empty(), "documented but not served: {missing:#?}");
+    assert!(
+        missing.is_empty(),
+        "documented but not served: {missing:#?}"
+    );
     // And nothing is served under another prefix.
     for (service, text) in [("gateway", &gateway), ("ai-service", &ai)] {
         let stray: Vec<&str> = text
@@ -199,7 +219,10 @@ async fn every_documented_series_exists_right_after_start() {
             .filter(|l| !l.starts_with('#') && !l.is_empty())
             .filter(|l| !l.starts_with("streamline_"))
             .collect();
-        assert!(stray.is_empty(), "{service} serves unprefixed series: {stray:?}");
+        assert!(
+            stray.is_empty(),
+            "{service} serves unprefixed series: {stray:?}"
+        );
     }
     assert!(gateway.contains("streamline_build_info{"), "build info");
 }
@@ -234,7 +257,10 @@ async fn requests_get_an_id_and_one_access_line_without_secrets() {
         .await
         .unwrap();
     let id = r.headers()["x-request-id"].to_str().unwrap().to_string();
-    assert!(id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+    assert!(
+        id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{id}"
+    );
     // The ai-service's API does the same.
     let r = http
         .get(format!("{}/v1/sessions/x/messages/y", ai.url()))
@@ -257,13 +283,22 @@ async fn requests_get_an_id_and_one_access_line_without_secrets() {
     let start = Instant::now();
     let line = loop {
         let log = gw.stderr();
-        if let Some(l) = log.lines().find(|l| l.contains(&ws_id) && l.contains("path=")) {
+        if let Some(l) = log
+            .lines()
+            .find(|l| l.contains(&ws_id) && l.contains("path="))
+        {
             break l.to_string();
         }
-        assert!(start.elapsed() < PATIENCE, "no access line for {ws_id}:\n{log}");
+        assert!(
+            start.elapsed() < PATIENCE,
+            "no access line for {ws_id}:\n{log}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    assert!(line.contains("resume_token=<redacted>") && line.contains("token=<redacted>"), "{line}");
+    assert!(
+        line.contains("resume_token=<redacted>") && line.contains("token=<redacted>"),
+        "{line}"
+    );
     assert!(line.contains("status="), "{line}");
     let log = gw.stderr();
     assert!(!log.contains("sekrit"), "a secret reached the log:\n{log}");
@@ -280,7 +315,10 @@ async fn the_binaries_check_their_own_health() {
             .expect("run")
             .code()
     };
-    assert_eq!(status("gateway", "GATEWAY_ADDR", stack.gateway.port), Some(0));
+    assert_eq!(
+        status("gateway", "GATEWAY_ADDR", stack.gateway.port),
+        Some(0)
+    );
     assert_eq!(status("ai-service", "AI_ADDR", stack.ai.port), Some(0));
     let nobody = free_port();
     assert_eq!(status("gateway", "GATEWAY_ADDR", nobody), Some(1));
@@ -342,7 +380,10 @@ async fn sigterm_closes_the_sockets_in_waves_over_drain_spread() {
         closes.push(c);
     }
     assert_eq!(closes.len(), N);
-    assert!(closes.iter().all(|(_, code)| *code == Some(1001)), "{closes:?}");
+    assert!(
+        closes.iter().all(|(_, code)| *code == Some(1001)),
+        "{closes:?}"
+    );
     let first = closes.iter().map(|c| c.0).min().unwrap();
     let last = closes.iter().map(|c| c.0).max().unwrap();
     assert!(
