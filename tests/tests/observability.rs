@@ -8,6 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use e2e_tests::client::Incoming;
+use e2e_tests::metrics::metrics_text;
 use e2e_tests::otlp::{OtlpReceiver, ReceivedSpan};
 use e2e_tests::process::{bin_path, free_port, Proc, RedisServer};
 use e2e_tests::stack::wait_ready;
@@ -168,15 +169,6 @@ fn documented_series() -> Vec<(String, String, String)> {
     rows
 }
 
-async fn scrape(base: &str) -> String {
-    reqwest::get(format!("{base}/metrics"))
-        .await
-        .expect("scrape")
-        .text()
-        .await
-        .expect("body")
-}
-
 /// Whether `text` has a sample of `name` (a histogram: its `_count`).
 fn has_series(text: &str, name: &str, kind: &str) -> bool {
     let sample = if kind == "histogram" {
@@ -192,8 +184,8 @@ fn has_series(text: &str, name: &str, kind: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_documented_series_exists_right_after_start() {
     let stack = Stack::start().await;
-    let gateway = scrape(&format!("http://127.0.0.1:{}", stack.gateway.port)).await;
-    let ai = scrape(&stack.ai.url()).await;
+    let gateway = metrics_text(&format!("http://127.0.0.1:{}", stack.gateway.port)).await;
+    let ai = metrics_text(&stack.ai.url()).await;
     let mut missing = Vec::new();
     for (name, kind, place) in documented_series() {
         let scrapes: Vec<(&str, &String)> = match place.as_str() {

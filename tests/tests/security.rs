@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use e2e_tests::auth::{mint_jwt, sign_claims, test_jwt, with_token, TEST_AUTH_SECRET};
 use e2e_tests::client::{absorb, Transcript};
+use e2e_tests::metrics::metrics_text;
 use e2e_tests::{AiService, Gateway, RedisServer, Stack, WsClient, PATIENCE};
 use shared_proto::{CancelStatus, ErrorCode, FinalStatus, ServerFrame};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -542,15 +543,6 @@ async fn a_session_runs_at_most_max_generations() {
         }
     }
     c.cancel(b).await;
-}
-
-async fn metrics_text(base: &str) -> String {
-    reqwest::get(format!("{base}/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text")
 }
 
 fn has_series(text: &str, name: &str) -> bool {
