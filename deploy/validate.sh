@@ -9,7 +9,9 @@
 #
 # Tools come from PyPI into a private virtualenv (DEPLOY_TOOLS_DIR, default
 # ~/.cache/llm-stream-deploy-tools), pinned below; nginx from Debian (apt) when running as
-# root; `kubectl kustomize` renders the overlays when kubectl is installed.
+# root; promtool from Debian's `prometheus` package (downloaded and unpacked into the tools
+# dir, not installed: no Prometheus service is set up); `kubectl kustomize` renders the
+# overlays when kubectl is installed.
 #
 # Checks that cannot run here (tool missing and not installable) are reported as SKIPPED in
 # the summary; set DEPLOY_VALIDATE_NO_SKIP=1 to make a skip fail the run.
@@ -177,6 +179,54 @@ check_compose() {
 print(", ".join(sorted(json.load(open(sys.argv[1]))["services"])))' "$WORK/compose.json"))"
 }
 
+# ------------------------------------------------------------------------- Rust toolchain --
+# The workspace's rust-version is the highest one the locked dependencies (for Linux) need.
+check_rust_version() {
+    command -v cargo >/dev/null || skip "cargo not installed"
+    cargo metadata --format-version 1 --locked --offline --filter-platform x86_64-unknown-linux-gnu |
+        python3 deploy/checks/rust_version.py
+}
+
+# ------------------------------------------------------------------ dashboard and alerts --
+DASHBOARD=deploy/grafana/streamline.json
+RULES=deploy/k8s/components/monitoring/prometheus-rules.yaml
+
+# Every query of the dashboard and every rule names a series of docs/OBSERVABILITY.md; the
+# PrometheusRule has the operator's structure (our own schema check).
+check_observability() {
+    python3 deploy/checks/observability.py selftest
+    python3 -c 'import json, sys; json.load(open(sys.argv[1]))' "$DASHBOARD"
+    python3 deploy/checks/observability.py check docs/OBSERVABILITY.md "$DASHBOARD" "$RULES"
+}
+
+# promtool from Debian's `prometheus` package: `apt-get download` + `dpkg-deb -x`, cached.
+ensure_promtool() {
+    local dir=$TOOLS_DIR/promtool
+    if [ ! -x "$dir/promtool" ]; then
+        command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null || return 1
+        rm -rf "$dir" && mkdir -p "$dir/deb"
+        (cd "$dir/deb" && apt-get download -qq prometheus >/dev/null 2>&1) ||
+            { [ "$(id -u)" -eq 0 ] && apt-get update -qq && (cd "$dir/deb" && apt-get download -qq prometheus >/dev/null 2>&1); } ||
+            return 1
+        dpkg-deb -x "$dir"/deb/prometheus_*.deb "$dir/unpacked"
+        install -m 0755 "$dir/unpacked/usr/bin/promtool" "$dir/promtool"
+        rm -rf "$dir/deb" "$dir/unpacked"
+    fi
+    echo "$dir/promtool"
+}
+
+# The rules and the dashboard's queries (as recording rules) parse with Prometheus's parser.
+check_promtool() {
+    local promtool
+    promtool=$(ensure_promtool) ||
+        skip "promtool not available (Debian package prometheus): only the schema check ran"
+    mkdir -p "$WORK/promtool"
+    python3 deploy/checks/observability.py check docs/OBSERVABILITY.md "$DASHBOARD" "$RULES" \
+        --promtool-dir "$WORK/promtool" >/dev/null
+    "$promtool" --version | head -1
+    "$promtool" check rules "$WORK/promtool/rules.yaml" "$WORK/promtool/dashboard.yaml"
+}
+
 # ---------------------------------------------------------------------------- Kubernetes --
 k8s_files() { # every manifest file (kustomization.yaml is kustomize's, not an object)
     find deploy/k8s -name '*.yaml' ! -name kustomization.yaml | sort
@@ -191,17 +241,28 @@ check_k8s_files() {
     done
     # Every manifest of a kustomization directory must be listed in it.
     local dir f
-    for dir in deploy/k8s/base deploy/k8s/dev; do
+    for dir in deploy/k8s/base deploy/k8s/dev deploy/k8s/production deploy/k8s/components/*; do
         for f in "$dir"/*.yaml; do
             [ "$(basename "$f")" = kustomization.yaml ] && continue
             grep -Eq "^[[:space:]]*-[[:space:]]*$(basename "$f")[[:space:]]*$" "$dir/kustomization.yaml" ||
                 { echo "$f is not listed in $dir/kustomization.yaml"; return 1; }
         done
     done
-    # Without kustomize the base is simply its files, so the policy can always run on them.
-    cat deploy/k8s/base/gateway.yaml <(echo ---) deploy/k8s/base/ai-service.yaml <(echo ---) \
-        deploy/k8s/base/ingress.yaml >"$WORK/base-files.yaml"
-    python3 deploy/checks/policy.py k8s "$WORK/base-files.yaml"
+    # Without kustomize an overlay is simply its files (and the ConfigMaps its generator
+    # makes), so the policy can always run on them: the production set and the dev set.
+    local sep=$WORK/sep.yaml
+    echo --- >"$sep"
+    cat deploy/k8s/base/gateway.yaml "$sep" deploy/k8s/base/ai-service.yaml "$sep" \
+        deploy/k8s/base/ingress.yaml "$sep" deploy/k8s/base/networkpolicy.yaml >"$WORK/base-files.yaml"
+    { cat "$WORK/base-files.yaml"
+        for f in deploy/k8s/components/*/*.yaml; do
+            [ "$(basename "$f")" = kustomization.yaml ] || { cat "$sep" "$f"; }
+        done; } >"$WORK/production-files.yaml"
+    { cat "$WORK/base-files.yaml" "$sep" deploy/k8s/dev/redis.yaml "$sep" \
+        deploy/k8s/dev/networkpolicy-redis.yaml; } >"$WORK/dev-files.yaml"
+    python3 deploy/checks/policy.py k8s --kustomization deploy/k8s/base/kustomization.yaml \
+        "$WORK/production-files.yaml" "$WORK/dev-files.yaml"
+    echo "policy holds for the production and dev manifests"
 }
 
 check_k8s_rendered() {
@@ -211,13 +272,19 @@ check_k8s_rendered() {
     cp -r deploy/k8s "$WORK/k8s"
     cp deploy/k8s/dev/secrets.env.example "$WORK/k8s/dev/secrets.env"
     kubectl kustomize deploy/k8s/base >"$WORK/rendered-base.yaml"
+    kubectl kustomize deploy/k8s/production >"$WORK/rendered-production.yaml"
     kubectl kustomize "$WORK/k8s/dev" >"$WORK/rendered-dev.yaml"
     local v
     for v in $K8S_VERSIONS; do
-        kubernetes-validate --strict --quiet -k "$v" "$WORK/rendered-base.yaml" "$WORK/rendered-dev.yaml"
+        kubernetes-validate --strict --quiet -k "$v" "$WORK/rendered-base.yaml" \
+            "$WORK/rendered-production.yaml" "$WORK/rendered-dev.yaml"
     done
-    python3 deploy/checks/policy.py k8s "$WORK/rendered-base.yaml" "$WORK/rendered-dev.yaml"
+    python3 deploy/checks/policy.py k8s "$WORK/rendered-production.yaml" "$WORK/rendered-dev.yaml"
+    # The generated ConfigMaps carry a content hash, so a settings change rolls the pods.
+    grep -Eq 'name: gateway-config-[a-z0-9]{10}$' "$WORK/rendered-base.yaml" ||
+        { echo "gateway-config is not hash-suffixed"; return 1; }
     echo "base: $(grep -c '^kind:' "$WORK/rendered-base.yaml") objects," \
+        "production: $(grep -c '^kind:' "$WORK/rendered-production.yaml") objects," \
         "dev: $(grep -c '^kind:' "$WORK/rendered-dev.yaml") objects, valid against $K8S_VERSIONS"
 }
 
@@ -307,6 +374,9 @@ run "hadolint" check_hadolint
 run "Dockerfiles in step" check_dockerfiles_in_step
 run "Docker build skeleton" check_skeleton
 run "compose config" check_compose
+run "rust-version" check_rust_version
+run "dashboard and alert rules name documented series" check_observability
+run "alert rules and dashboard queries parse (promtool)" check_promtool
 run "Kubernetes manifests (per file)" check_k8s_files
 run "Kubernetes overlays (rendered)" check_k8s_rendered
 run "nginx" check_nginx

@@ -15,10 +15,10 @@
 
 mod settings;
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use service_kit::StartError;
+use service_kit::{loopback, StartError};
 use settings::{Cli, Mode, ParseError, Settings};
 use store::{MemoryStore, StoreBackend};
 
@@ -34,21 +34,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    service_kit::init_logging(settings.cli.common.log_format);
-    service_kit::run_main("streamline", run(settings))
-}
-
-/// Where to reach a listener from this machine (`0.0.0.0` → `127.0.0.1`).
-fn loopback(addr: SocketAddr) -> SocketAddr {
-    match addr.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => {
-            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), addr.port())
-        }
-        IpAddr::V6(ip) if ip.is_unspecified() => {
-            SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), addr.port())
-        }
-        _ => addr,
+    if let Err(e) = service_kit::init_logging(
+        settings.cli.common.log_format,
+        &settings.cli.common.traces,
+        "streamline",
+    ) {
+        eprintln!("streamline: {e}");
+        return ExitCode::from(2);
     }
+    service_kit::run_main("streamline", run(settings))
 }
 
 fn http_url(addr: SocketAddr) -> String {
@@ -100,6 +94,8 @@ async fn run(settings: Settings) -> Result<(), RunError> {
         gw_config.ai_service_url = http_url(local(l, ai_addr)?);
     }
 
+    // Before the store connects: the store resolves its metric handles at its first command.
+    service_kit::install_metrics();
     let backend = match mode {
         Mode::Embedded => {
             let store =
@@ -178,6 +174,7 @@ async fn run(settings: Settings) -> Result<(), RunError> {
         }
         None => gw.shutdown().await,
     }
+    service_kit::flush_traces().await;
     tracing::info!("streamline stopped");
     Ok(())
 }

@@ -11,6 +11,10 @@
 //!
 //! Errors are `{"error": {code, message}}` with a stable code. With `AI_SERVICE_TOKEN` set,
 //! every `/v1` route answers 401 `unauthorized` without `Authorization: Bearer <token>`.
+//!
+//! Every request passes [`service_kit::access_log`] (wired in `server.rs`): one access log
+//! line, `X-Request-Id`, and a server span continuing the caller's `traceparent`; a started
+//! message's generation is a child of that span ([`Origin`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,11 +25,12 @@ use actix_web::http::StatusCode;
 use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, HttpResponse, ResponseError};
 use shared_proto::api::{ApiError, CancelResponse, StartMessageRequest, StartMessageResponse};
-use shared_proto::{CancelStatus, ErrorBody, ErrorCode, FinalStatus};
+use shared_proto::{CancelStatus, ErrorBody, ErrorCode};
 use store::{Feed, MessageRef, StoreError};
 use uuid::Uuid;
 
 use crate::auth::ApiAuth;
+use crate::origin::Origin;
 use crate::service::{Service, Started};
 
 /// Largest accepted request body.
@@ -61,7 +66,7 @@ impl HttpError {
 impl From<StoreError> for HttpError {
     fn from(e: StoreError) -> Self {
         tracing::warn!(error = %e, "store error");
-        metrics::counter!("ai_store_errors_total").increment(1);
+        metrics::counter!("streamline_ai_store_errors_total").increment(1);
         HttpError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::StoreUnavailable,
@@ -136,7 +141,7 @@ async fn require_token(
         None => false,
     };
     if !allowed {
-        metrics::counter!("ai_api_unauthorized_total").increment(1);
+        metrics::counter!("streamline_ai_api_unauthorized_total").increment(1);
         let resp = HttpResponse::Unauthorized()
             .insert_header((actix_web::http::header::WWW_AUTHENTICATE, "Bearer"))
             .json(ApiError {
@@ -152,49 +157,34 @@ async fn require_token(
         .map(ServiceResponse::map_into_boxed_body)
 }
 
-/// Registers every series of the ai-service at zero, so each shows up before its first event.
-fn register_metrics() {
-    for status in FinalStatus::ALL {
-        metrics::counter!("ai_generations_total", "status" => status.as_str()).increment(0);
-    }
-    for status in CancelStatus::ALL {
-        metrics::counter!("ai_cancels_total", "status" => status.as_str()).increment(0);
-    }
-    for code in [
-        ErrorCode::UpstreamError,
-        ErrorCode::UpstreamAuth,
-        ErrorCode::UpstreamRateLimited,
-        ErrorCode::UpstreamTimeout,
-        ErrorCode::WorkerLost,
-        ErrorCode::RedisUnavailable,
-        ErrorCode::Shutdown,
-        ErrorCode::Internal,
-    ] {
-        metrics::counter!("ai_upstream_errors_total", "code" => code.as_str()).increment(0);
-    }
-    metrics::counter!("ai_api_unauthorized_total").increment(0);
-    metrics::counter!("ai_store_errors_total").increment(0);
-    store::register_metrics();
-}
-
 async fn metrics_route(state: web::Data<ApiState>) -> HttpResponse {
-    // Idempotent and cheap; done per scrape so it holds whichever recorder is installed.
-    register_metrics();
-    metrics::gauge!("ai_generations_running").set(state.service.running() as f64);
+    crate::telemetry::set_running(state.service.running());
+    let _ = readiness(&state).await;
     service_kit::metrics_response()
 }
 
+/// Ready, or why not. Also sets `streamline_ai_ready` (1 or 0), so that the scrape and the
+/// alert rules see what `/readyz` answers.
+async fn readiness(state: &ApiState) -> Result<(), String> {
+    let result = if state.service.is_draining() {
+        Err("draining".to_string())
+    } else if !state.feed.is_connected() {
+        Err("redis subscriber disconnected".to_string())
+    } else {
+        match tokio::time::timeout(Duration::from_secs(1), state.service.store().ping()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(format!("redis: {e}")),
+            Err(_) => Err("redis: timeout".to_string()),
+        }
+    };
+    metrics::gauge!("streamline_ai_ready").set(if result.is_ok() { 1.0 } else { 0.0 });
+    result
+}
+
 async fn readyz(state: web::Data<ApiState>) -> HttpResponse {
-    if state.service.is_draining() {
-        return HttpResponse::ServiceUnavailable().body("draining");
-    }
-    if !state.feed.is_connected() {
-        return HttpResponse::ServiceUnavailable().body("redis subscriber disconnected");
-    }
-    match tokio::time::timeout(Duration::from_secs(1), state.service.store().ping()).await {
-        Ok(Ok(())) => HttpResponse::Ok().content_type("text/plain").body("ready"),
-        Ok(Err(e)) => HttpResponse::ServiceUnavailable().body(format!("redis: {e}")),
-        Err(_) => HttpResponse::ServiceUnavailable().body("redis: timeout"),
+    match readiness(&state).await {
+        Ok(()) => HttpResponse::Ok().content_type("text/plain").body("ready"),
+        Err(why) => HttpResponse::ServiceUnavailable().body(why),
     }
 }
 
@@ -217,7 +207,11 @@ async fn start_message(
         ));
     }
     let msg = MessageRef::new(session_id, message_id);
-    match state.service.start_message(msg, content).await? {
+    match state
+        .service
+        .start_message(msg, content, Origin::here())
+        .await?
+    {
         Started::Accepted(status) => {
             Ok(HttpResponse::Accepted().json(StartMessageResponse { message_id, status }))
         }
@@ -238,7 +232,7 @@ async fn cancel_message(
         parse_id(&path.1, "message_id")?,
     );
     let status = state.service.cancel(msg).await?;
-    metrics::counter!("ai_cancels_total", "status" => status.as_str()).increment(1);
+    metrics::counter!("streamline_ai_cancels_total", "status" => status.as_str()).increment(1);
     let code = if status == CancelStatus::NotFound {
         StatusCode::NOT_FOUND
     } else {

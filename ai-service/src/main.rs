@@ -1,9 +1,19 @@
-//! `ai-service` binary: parse settings, run, exit 2 on a startup error.
+//! `ai-service` binary: parse settings, run, exit 2 on a startup error;
+//! `--healthcheck[=live|ready]`: ask this configuration's own `/healthz` (`/readyz`) and exit
+//! 0 or 1 (nothing starts).
 
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = ai_service::config::AiCli::parse();
-    service_kit::init_logging(cli.common.log_format);
+    if let Some(probe) = cli.healthcheck {
+        return service_kit::run_healthcheck("ai-service", cli.addr, probe);
+    }
+    if let Err(e) =
+        service_kit::init_logging(cli.common.log_format, &cli.common.traces, "ai-service")
+    {
+        eprintln!("ai-service: {e}");
+        return std::process::ExitCode::from(2);
+    }
     service_kit::run_main("ai-service", ai_service::server::run(cli))
 }

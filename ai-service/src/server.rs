@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
+use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use service_kit::CommonArgs;
 use store::{Feed, MemoryStoreConfig, RedisStoreConfig, StoreBackend};
@@ -108,6 +109,7 @@ pub async fn start(
     config.validate().map_err(StartError::config)?;
     common.validate().map_err(StartError::config)?;
     service_kit::install_metrics();
+    crate::telemetry::register();
     let addr = listener.local_addr().map_err(|source| StartError::Bind {
         addr: SocketAddr::from(([0, 0, 0, 0], 0)),
         source,
@@ -149,13 +151,17 @@ pub async fn start(
         feed: feed.clone(),
         auth: crate::auth::ApiAuth::new(common.ai_service_token.as_ref()),
     });
-    let server =
-        HttpServer::new(move || App::new().app_data(state.clone()).configure(api::configure))
-            .disable_signals()
-            .shutdown_timeout(5)
-            .listen(listener)
-            .map_err(|source| StartError::Bind { addr, source })?
-            .run();
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(from_fn(service_kit::access_log))
+            .app_data(state.clone())
+            .configure(api::configure)
+    })
+    .disable_signals()
+    .shutdown_timeout(5)
+    .listen(listener)
+    .map_err(|source| StartError::Bind { addr, source })?
+    .run();
     tracing::info!(
         %addr,
         replica_id,
@@ -193,10 +199,13 @@ pub async fn run(cli: AiCli) -> Result<(), StartError> {
     cli.config.validate().map_err(StartError::config)?;
     cli.common.validate().map_err(StartError::config)?;
     let listener = service_kit::bind(cli.addr)?;
+    // Before the store connects: the store resolves its metric handles at its first command.
+    service_kit::install_metrics();
     let backend = StoreBackend::redis(&redis_store_config(&cli.config, &cli.common)).await?;
     let running = start(&cli.config, &cli.common, listener, backend).await?;
     service_kit::shutdown_signal().await;
     tracing::info!("shutdown requested");
     running.shutdown().await;
+    service_kit::flush_traces().await;
     Ok(())
 }

@@ -11,7 +11,10 @@ use shared_proto::{CancelStatus, MessageState};
 use store::{lifecycle, Cancelled, Created, FeedEvent, FeedHandler, MessageRef, Store, StoreError};
 use uuid::Uuid;
 
+use opentelemetry::trace::FutureExt as _;
+
 use crate::generation::Generation;
+use crate::origin::Origin;
 use crate::provider::{GenerationRequest, Provider};
 use crate::registry::{Registry, StopReason};
 use crate::remembered::{Remembered, REMEMBERED_CANCEL_WAIT};
@@ -85,11 +88,13 @@ impl Service {
         self.draining.load(Ordering::Acquire)
     }
 
-    /// Creates the message (idempotent on its id) and, if new, starts its generation.
+    /// Creates the message (idempotent on its id) and, if new, starts its generation, in the
+    /// trace of `origin` (the API request).
     pub async fn start_message(
         &self,
         msg: MessageRef,
         content: String,
+        origin: Origin,
     ) -> Result<Started, StoreError> {
         if self.is_draining() {
             return Ok(Started::ShuttingDown);
@@ -147,15 +152,20 @@ impl Service {
                 message_id: msg.message_id,
                 content,
                 history: Vec::new(),
+                origin: origin.clone(),
             },
             stop,
         };
         let registry = self.registry.clone();
+        // The task runs with the request's trace context attached: the generation's span
+        // (opened inside `run`) is then the request span's child, although the task outlives
+        // the request and runs on another runtime. A no-op with tracing off.
         self.tasks.spawn_on(
             async move {
                 generation.run().await;
                 registry.remove(&msg);
-            },
+            }
+            .with_context(origin.trace),
             &self.runtime,
         );
         Ok(Started::Accepted(MessageState::Queued))

@@ -68,6 +68,7 @@ fn request(content: &str) -> GenerationRequest {
         message_id: Uuid::new_v4(),
         content: content.into(),
         history: vec![],
+        origin: ai_service::origin::Origin::detached(),
     }
 }
 

@@ -2,7 +2,10 @@
 """Deployment rules that schemas cannot express (run by deploy/validate.sh).
 
   policy.py compose RESOLVED.json SOURCE.yaml   # `docker compose config --format json` + source
-  policy.py k8s RENDERED.yaml...                 # one complete set of manifests per file
+  policy.py k8s [--kustomization K.yaml] RENDERED.yaml...
+                                                 # one complete set of manifests per file; with
+                                                 # --kustomization, the ConfigMaps its
+                                                 # configMapGenerator makes count as present
 
 Each rule exists because breaking it fails only in production: a drain longer than the grace
 period, a secret in plain `environment:`, a Service whose selector matches no pod, ...
@@ -19,7 +22,15 @@ APPS = {  # our two binaries: address variable and port
     "ai-service": ("AI_ADDR", 8081),
 }
 SECRET_KEYS = {"AUTH_SECRET", "AI_SERVICE_TOKEN", "OPENAI_API_KEY"}
+# The custom metric each HPA scales on (per pod, through a metrics adapter), besides CPU.
+HPA_METRICS = {
+    "gateway": "streamline_gateway_connections",
+    "ai-service": "streamline_ai_generations_running",
+}
+# Who may open connections to whom (NetworkPolicy ingress peers, by app name).
+ALLOWED_PEERS = {"ai-service": {"gateway"}, "redis": {"gateway", "ai-service"}}
 problems = []
+generated_configmaps = {}
 
 
 def problem(where, what):
@@ -71,9 +82,10 @@ def check_compose(resolved_path, source_path):
             problem(where, "fewer than 2 replicas")
         if not (source.get(name) or {}).get("env_file"):  # resolved output inlines it
             problem(where, "no env_file for secrets")
-        test = " ".join((svc.get("healthcheck") or {}).get("test") or [])
-        if f":{port}/" not in test:
-            problem(where, f"healthcheck does not probe port {port}: {test}")
+        test = (svc.get("healthcheck") or {}).get("test") or []
+        # The images have no curl: the binary checks itself (it reads its own address).
+        if test[:3] != ["CMD", f"/usr/local/bin/{name}", "--healthcheck=ready"]:
+            problem(where, f"healthcheck must be [CMD, /usr/local/bin/{name}, --healthcheck=ready]: {test}")
         grace = seconds(svc.get("stop_grace_period", "10s"))
         drain = seconds(env.get("SHUTDOWN_TIMEOUT") or "30s")
         if grace <= drain:
@@ -91,7 +103,8 @@ def check_k8s(path):
         by_kind.setdefault(d["kind"], {})[d["metadata"]["name"]] = d
     deployments = by_kind.get("Deployment", {})
     services = by_kind.get("Service", {})
-    configmaps = by_kind.get("ConfigMap", {})
+    configmaps = dict(by_kind.get("ConfigMap", {}))
+    configmaps.update(generated_configmaps)
     secrets = by_kind.get("Secret", {})
     hpas = {h["spec"]["scaleTargetRef"]["name"]: h for h in by_kind.get("HorizontalPodAutoscaler", {}).values()}
     pdbs = list(by_kind.get("PodDisruptionBudget", {}).values())
@@ -131,6 +144,8 @@ def check_k8s(path):
                     problem(cwhere, f"resources.{need} not set")
             if not c.get("readinessProbe") or not c.get("livenessProbe"):
                 problem(cwhere, "readiness and liveness probes required")
+            if not c.get("startupProbe"):
+                problem(cwhere, "startupProbe required (liveness must not kill a slow start)")
             for ref in c.get("envFrom") or []:
                 cm = (ref.get("configMapRef") or {}).get("name")
                 if cm and cm not in configmaps:
@@ -164,20 +179,32 @@ def check_k8s(path):
             problem(where, "readinessProbe must be GET /readyz")
         if c["livenessProbe"].get("httpGet", {}).get("path") != "/healthz":
             problem(where, "livenessProbe must be GET /healthz")
-        cmd = ((c.get("lifecycle") or {}).get("preStop") or {}).get("exec", {}).get("command") or []
-        if len(cmd) != 2 or cmd[0] != "sleep":
-            problem(where, "preStop must be `sleep N`")
+        pre_stop = (c.get("lifecycle") or {}).get("preStop") or {}
+        sleep = (pre_stop.get("sleep") or {}).get("seconds")
+        if not isinstance(sleep, int) or set(pre_stop) != {"sleep"}:
+            problem(where, "preStop must be the native `sleep: {seconds: N}` action")
             continue
-        budget = int(cmd[1]) + seconds(env.get("SHUTDOWN_TIMEOUT") or "30s")
+        drain = seconds(env.get("SHUTDOWN_TIMEOUT") or "30s")
+        budget = sleep + drain
         grace = pod.get("terminationGracePeriodSeconds", 30)
         if grace < budget + 10:
             problem(where, f"terminationGracePeriodSeconds {grace} < preStop + SHUTDOWN_TIMEOUT + 10s ({budget + 10:g})")
+        if name == "gateway" and seconds(env.get("DRAIN_SPREAD") or "10s") > drain / 2:
+            problem(where, "DRAIN_SPREAD must be at most half of SHUTDOWN_TIMEOUT (the rest is cut)")
         if name not in hpas:
             problem(where, "no HorizontalPodAutoscaler")
         elif "replicas" in spec:
             problem(where, "sets replicas although an HPA owns it (every apply would reset the count)")
         elif hpas[name]["spec"].get("minReplicas", 1) < 2:
             problem(where, "HPA minReplicas < 2")
+        if name in hpas:
+            metrics = hpas[name]["spec"].get("metrics") or []
+            pods = [m["pods"]["metric"]["name"] for m in metrics if m.get("type") == "Pods"]
+            cpu = [m for m in metrics if m.get("type") == "Resource" and m["resource"]["name"] == "cpu"]
+            if HPA_METRICS[name] not in pods:
+                problem(where, f"HPA does not scale on {HPA_METRICS[name]} (Pods metric)")
+            if not cpu:
+                problem(where, "HPA lost its CPU fallback")
         if not any(matches(p["spec"]["selector"].get("matchLabels"), labels) for p in pdbs):
             problem(where, "no PodDisruptionBudget selects its pods")
     if len(secret_names) > 1:
@@ -193,6 +220,31 @@ def check_k8s(path):
         for p in svc["spec"]["ports"]:
             if isinstance(p.get("targetPort"), str) and p["targetPort"] not in named:
                 problem(where, f"targetPort {p['targetPort']!r} is not a container port name")
+    check_network_policies(path, deployments, by_kind.get("NetworkPolicy", {}))
+    for name, sm in by_kind.get("ServiceMonitor", {}).items():
+        where = f"{path} ServiceMonitor/{name}"
+        sel = sm["spec"].get("selector") or {}
+        chosen = [n for n, svc in services.items() if selects(sel, svc["metadata"].get("labels", {}))]
+        for app in APPS:
+            if app in services and app not in chosen:
+                problem(where, f"does not select Service {app!r}")
+        for ep in sm["spec"].get("endpoints") or []:
+            if ep.get("path", "/metrics") != "/metrics":
+                problem(where, f"endpoint path {ep.get('path')!r} is not /metrics")
+            for n in chosen:
+                if ep.get("port") not in {p.get("name") for p in services[n]["spec"]["ports"]}:
+                    problem(where, f"port {ep.get('port')!r} is not a named port of Service {n!r}")
+    for name, route in by_kind.get("HTTPRoute", {}).items():
+        where = f"{path} HTTPRoute/{name}"
+        for rule in route["spec"].get("rules") or []:
+            for ref in rule.get("backendRefs") or []:
+                svc = services.get(ref.get("name"))
+                if not svc:
+                    problem(where, f"backend Service {ref.get('name')!r} not in the manifests")
+                elif ref.get("port") not in {p["port"] for p in svc["spec"]["ports"]}:
+                    problem(where, f"backend port {ref.get('port')} not on Service {ref['name']!r}")
+            if str((rule.get("timeouts") or {}).get("request")) != "0s":
+                problem(where, "timeouts.request must be 0s: a fixed request timeout cuts WebSockets")
     for name, ing in by_kind.get("Ingress", {}).items():
         where = f"{path} Ingress/{name}"
         ann = ing["metadata"].get("annotations") or {}
@@ -211,11 +263,89 @@ def check_k8s(path):
                     problem(where, f"backend port {backend['port']} not on Service {backend['name']!r}")
 
 
+def selects(selector, labels):
+    """A label selector (matchLabels + matchExpressions) against labels."""
+    if not selector:
+        return False
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for e in selector.get("matchExpressions") or []:
+        value, op = labels.get(e["key"]), e["operator"]
+        if op == "In" and value not in e.get("values", []):
+            return False
+        if op == "NotIn" and value in e.get("values", []):
+            return False
+        if op == "Exists" and value is None:
+            return False
+        if op == "DoesNotExist" and value is not None:
+            return False
+    return True
+
+
+def check_network_policies(path, deployments, policies):
+    """The ai-service (and an in-cluster Redis) accept connections only from the apps named
+    in ALLOWED_PEERS, plus Prometheus from another namespace for the ai-service."""
+    for app, allowed in ALLOWED_PEERS.items():
+        dep = deployments.get(app)
+        if not dep:
+            continue
+        where = f"{path} Deployment/{app}"
+        labels = dep["spec"]["template"]["metadata"].get("labels", {})
+        mine = [p for p in policies.values() if selects(p["spec"].get("podSelector"), labels)
+                and "Ingress" in (p["spec"].get("policyTypes") or ["Ingress"])]
+        if not mine:
+            problem(where, "no NetworkPolicy restricts who may connect to it")
+            continue
+        for pol in mine:
+            pwhere = f"{path} NetworkPolicy/{pol['metadata']['name']}"
+            for rule in pol["spec"].get("ingress") or []:
+                peers = rule.get("from")
+                if not peers:
+                    problem(pwhere, f"an ingress rule without `from` lets every pod reach {app}")
+                    continue
+                for peer in peers:
+                    if "ipBlock" in peer:
+                        problem(pwhere, f"ipBlock peers are not allowed to reach {app}")
+                        continue
+                    ns = peer.get("namespaceSelector")
+                    pod_sel = (peer.get("podSelector") or {}).get("matchLabels") or {}
+                    if ns is not None:
+                        # Another namespace: only Prometheus, only to the ai-service.
+                        if app != "ai-service" or pod_sel.get("app.kubernetes.io/name") != "prometheus":
+                            problem(pwhere, f"a namespaceSelector peer other than Prometheus reaches {app}")
+                        continue
+                    peer_app = pod_sel.get("app.kubernetes.io/name")
+                    if peer_app not in allowed:
+                        problem(pwhere, f"{peer_app or 'any pod'} may reach {app} (only {sorted(allowed)})")
+
+
+def load_generated_configmaps(kustomization):
+    """The ConfigMaps a kustomization's configMapGenerator makes (their env files parsed)."""
+    import os
+    k = yaml.safe_load(open(kustomization))
+    base = os.path.dirname(kustomization)
+    for gen in k.get("configMapGenerator") or []:
+        data = {}
+        for env in gen.get("envs") or []:
+            for n, line in enumerate(open(os.path.join(base, env)), 1):
+                line = line.strip()
+                if not line or line.startswith("#"):
+                    continue
+                key, sep, value = line.partition("=")
+                if not sep or not re.fullmatch(r"[A-Z][A-Z0-9_]*", key):
+                    problem(f"{env}:{n}", f"not KEY=VALUE: {line!r}")
+                data[key] = value
+        generated_configmaps[gen["name"]] = {"kind": "ConfigMap", "metadata": {"name": gen["name"]}, "data": data}
+
+
 def main():
     mode, *args = sys.argv[1:]
     if mode == "compose":
         check_compose(*args)
     elif mode == "k8s":
+        while args[:1] == ["--kustomization"]:
+            load_generated_configmaps(args[1])
+            args = args[2:]
         for path in args:
             check_k8s(path)
     else:

@@ -1,10 +1,17 @@
 # syntax=docker/dockerfile:1
 # ai-service image. Build from the repository root (the context must be the workspace):
-#   docker build -f deploy/docker/ai-service.Dockerfile -t llm-stream/ai-service .
+#   docker build -f deploy/docker/ai-service.Dockerfile -t llm-stream/ai-service \
+#     --build-arg STREAMLINE_COMMIT="$(git rev-parse HEAD)" .
 # gateway.Dockerfile is the same recipe for the other binary: change both together.
+#
+# Base images are pinned to exact versions on Debian stable (trixie): the Rust toolchain the
+# workspace is tested with, and a Debian point release. They are pinned by tag only (no
+# digest): the digests cannot be looked up where these files are written. Pin them by digest
+# in your build (`--build-arg RUST_IMAGE=rust:1.95.0-trixie@sha256:...`) or let a bot such
+# as Renovate add and bump them.
 
-ARG RUST_IMAGE=rust:1-bookworm
-ARG RUNTIME_IMAGE=debian:bookworm-slim
+ARG RUST_IMAGE=rust:1.95.0-trixie
+ARG RUNTIME_IMAGE=debian:13.2-slim
 
 # --- planner: reduce the workspace to manifests + stub targets (see skeleton.sh) -----------
 FROM ${RUST_IMAGE} AS planner
@@ -18,37 +25,45 @@ WORKDIR /src
 # Dependency layer: rebuilt only when a manifest, Cargo.lock or the set of targets changes.
 COPY --from=planner /skeleton/ ./
 RUN cargo build --release --locked --package ai-service
+# The commit this image is built from, for streamline_build_info{commit} (`unknown` without
+# it). Declared after the dependency layer, so a new commit does not rebuild the dependencies.
+ARG STREAMLINE_COMMIT=unknown
 # Real sources. COPY keeps the files' original mtimes, which can be older than the stub
 # build above; cargo would then keep the stub binaries. Touching every source forces the
 # workspace crates (and only them) to rebuild. The --help check fails the build if a stub
 # ever slips through (a stub prints nothing).
 COPY . .
 RUN find . -path ./target -prune -o -name '*.rs' -exec touch {} + \
-    && cargo build --release --locked --package ai-service \
+    && STREAMLINE_COMMIT="${STREAMLINE_COMMIT}" cargo build --release --locked --package ai-service \
     && help=$(./target/release/ai-service --help) && test -n "$help" \
     && install -D -m 0755 target/release/ai-service /out/ai-service
 
 # --- runtime ------------------------------------------------------------------------------
-# bookworm-slim rather than distroless: same glibc as the builder, and curl for HEALTHCHECK.
+# debian slim rather than distroless: same glibc as the builder. No curl: the binary checks
+# its own health (`ai-service --healthcheck`).
 FROM ${RUNTIME_IMAGE} AS runtime
+ARG STREAMLINE_COMMIT=unknown
+LABEL org.opencontainers.image.title="streamline ai-service" \
+      org.opencontainers.image.licenses="MIT" \
+      org.opencontainers.image.revision="${STREAMLINE_COMMIT}"
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates curl \
+    && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid 10001 --home-dir /nonexistent --no-create-home \
         --shell /usr/sbin/nologin app
 COPY --from=builder /out/ai-service /usr/local/bin/ai-service
+COPY LICENSE /usr/share/doc/streamline/LICENSE
 
 # Numeric user: Kubernetes can only verify runAsNonRoot against a numeric UID.
 USER 10001:10001
 # The binary defaults to 127.0.0.1, which is unreachable from outside a container.
 ENV AI_ADDR=0.0.0.0:8081
 EXPOSE 8081
-# Liveness only (/healthz must not depend on Redis). The port is read from AI_ADDR at
-# check time (hence `sh -c`), so the check follows an overridden address.
+# Liveness only (/healthz must not depend on Redis). The binary reads AI_ADDR itself, so the
+# check follows an overridden address.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
-    CMD ["sh", "-c", "curl -fsS --max-time 2 -o /dev/null \"http://127.0.0.1:${AI_ADDR##*:}/healthz\""]
-# The binary is PID 1: it must handle SIGTERM itself (stop taking new work, finish or
-# hand over running generations within SHUTDOWN_TIMEOUT).
+    CMD ["/usr/local/bin/ai-service", "--healthcheck"]
+# The binary is PID 1: it must handle SIGTERM itself (stop taking messages, let generations finish).
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/ai-service"]

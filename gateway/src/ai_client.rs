@@ -5,6 +5,7 @@ use std::time::Duration;
 use service_kit::Secret;
 use shared_proto::api::{ApiError, CancelResponse, StartMessageRequest, StartMessageResponse};
 use shared_proto::{CancelStatus, ErrorCode, MessageState};
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 /// Why a call to the ai-service failed; maps to the client's error code.
@@ -48,6 +49,18 @@ impl AiError {
             _ => ErrorCode::AiServiceUnavailable,
         }
     }
+}
+
+/// The client span of one call to the ai-service (a child of the current span: the chat's).
+fn client_span(route: &'static str) -> tracing::Span {
+    tracing::info_span!(
+        "ai_service_request",
+        otel.name = route,
+        otel.kind = "client",
+        http.request.method = "POST",
+        http.route = route,
+        http.response.status_code = tracing::field::Empty,
+    )
 }
 
 /// Retries of a `chat`'s POST after a connect failure or a draining replica (100 ms, 300 ms).
@@ -106,12 +119,17 @@ impl AiClient {
         })
     }
 
-    fn post(&self, url: String) -> reqwest::RequestBuilder {
-        let req = self.http.post(url);
-        match &self.auth {
-            Some(v) => req.header(reqwest::header::AUTHORIZATION, v.clone()),
-            None => req,
+    /// A POST carrying the bearer token and the `traceparent` of `span` (the call's client
+    /// span: the ai-service's request span becomes its child).
+    fn post(&self, url: String, span: &tracing::Span) -> reqwest::RequestBuilder {
+        let mut req = self.http.post(url);
+        if let Some(v) = &self.auth {
+            req = req.header(reqwest::header::AUTHORIZATION, v.clone());
         }
+        if let Some(tp) = service_kit::trace_context::traceparent_of_span(span) {
+            req = req.header(service_kit::trace_context::TRACEPARENT, tp);
+        }
+        req
     }
 
     /// Starts (or idempotently re-acknowledges) a message.
@@ -151,13 +169,19 @@ impl AiClient {
         url: &str,
         body: &StartMessageRequest,
     ) -> Result<MessageState, AiError> {
-        let resp = self.post(url.to_string()).json(body).send().await?;
-        let status = resp.status();
-        if status.is_success() {
-            let parsed: StartMessageResponse = resp.json().await?;
-            return Ok(parsed.status);
+        let span = client_span("POST /v1/sessions/{session_id}/messages");
+        async {
+            let resp = self.post(url.to_string(), &span).json(body).send().await?;
+            let status = resp.status();
+            tracing::Span::current().record("http.response.status_code", status.as_u16());
+            if status.is_success() {
+                let parsed: StartMessageResponse = resp.json().await?;
+                return Ok(parsed.status);
+            }
+            Err(AiError::from_response(resp).await)
         }
-        Err(AiError::from_response(resp).await)
+        .instrument(span.clone())
+        .await
     }
 
     /// Cancels a message; `not_found` is an answer, not an error.
@@ -170,8 +194,14 @@ impl AiClient {
             "{}/v1/sessions/{session_id}/messages/{message_id}/cancel",
             self.base
         );
-        let resp = self.post(url).send().await?;
+        let span = client_span("POST /v1/sessions/{session_id}/messages/{message_id}/cancel");
+        let resp = self
+            .post(url, &span)
+            .send()
+            .instrument(span.clone())
+            .await?;
         let status = resp.status();
+        span.record("http.response.status_code", status.as_u16());
         if status.is_success() || status.as_u16() == 404 {
             if let Ok(parsed) = resp.json::<CancelResponse>().await {
                 return Ok(parsed.status);

@@ -28,6 +28,12 @@ pub struct GatewayCli {
     #[arg(long, env = "GATEWAY_ADDR", default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
 
+    /// Check the service running with this configuration and exit 0 if it answers 200, 1
+    /// otherwise; starts nothing. `live` (the default): `GET /healthz` on GATEWAY_ADDR; `ready`:
+    /// `GET /readyz`. For container health checks (the images have no curl).
+    #[arg(long, value_enum, value_name = "PROBE", num_args = 0..=1, require_equals = true, default_missing_value = "live")]
+    pub healthcheck: Option<service_kit::Probe>,
+
     #[command(flatten)]
     pub common: CommonArgs,
 
@@ -153,6 +159,12 @@ pub struct Config {
     /// reset; the close itself is not delayed. 0: drop the socket at once. At most 1h.
     #[arg(long, env = "DISCONNECT_TIMEOUT", default_value = "1s", value_parser = parse_disconnect_timeout)]
     pub disconnect_timeout: Duration,
+
+    /// After SIGTERM, close the sockets (1001) spread evenly over this long rather than all at
+    /// once, so that this gateway's clients do not reconnect in one burst. At most half of
+    /// SHUTDOWN_TIMEOUT is used. 0s: all at once.
+    #[arg(long, env = "DRAIN_SPREAD", default_value = "10s", value_parser = parse_duration)]
+    pub drain_spread: Duration,
 
     /// Proxies whose `X-Forwarded-For` names the client (comma list of IPs or CIDRs), for
     /// `MAX_CONNECTIONS_PER_IP`. Empty: the peer address is the client.

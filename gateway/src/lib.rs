@@ -11,11 +11,13 @@
 //!   trip; [`telemetry`]: the metric series; [`web_client`]: the reference page;
 //! - [`starts`]: a session's chats in flight, which a cancel behind them waits for;
 //! - [`config`]: settings; [`state`]: what every handler shares; [`tasks`]: every task the
-//!   gateway starts; [`server`]: wiring and shutdown.
+//!   gateway starts; [`server`]: wiring and shutdown; [`drain`]: closing the sockets in waves
+//!   after SIGTERM.
 
 pub mod ai_client;
 pub mod config;
 pub mod delivery;
+pub mod drain;
 pub mod readiness;
 pub mod security;
 pub mod server;

@@ -1,9 +1,18 @@
-//! `gateway` binary: parse settings, run, exit 2 on a startup error.
+//! `gateway` binary: parse settings, run, exit 2 on a startup error;
+//! `--healthcheck[=live|ready]`: ask this configuration's own `/healthz` (`/readyz`) and exit
+//! 0 or 1 (nothing starts).
 
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = gateway::config::GatewayCli::parse();
-    service_kit::init_logging(cli.common.log_format);
+    if let Some(probe) = cli.healthcheck {
+        return service_kit::run_healthcheck("gateway", cli.addr, probe);
+    }
+    if let Err(e) = service_kit::init_logging(cli.common.log_format, &cli.common.traces, "gateway")
+    {
+        eprintln!("gateway: {e}");
+        return std::process::ExitCode::from(2);
+    }
     service_kit::run_main("gateway", gateway::server::run(cli))
 }

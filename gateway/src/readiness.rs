@@ -90,10 +90,10 @@ impl Probe {
         }
         let started = Instant::now();
         let result = self.round_trip(store, feed).await;
-        metrics::histogram!("gateway_readiness_probe_seconds")
+        metrics::histogram!("streamline_gateway_readiness_probe_seconds")
             .record(started.elapsed().as_secs_f64());
         if let Err(why) = &result {
-            metrics::counter!("gateway_readiness_probe_failures_total").increment(1);
+            metrics::counter!("streamline_gateway_readiness_probe_failures_total").increment(1);
             tracing::warn!(why, "readiness probe failed");
         }
         *last = Some((Instant::now(), result.clone()));
@@ -156,25 +156,41 @@ impl<H: FeedHandler> FeedHandler for ProbeFeed<H> {
     }
 }
 
+/// Ready, or why not: draining, or the probe's verdict. Also sets `streamline_gateway_ready`
+/// (1 or 0), so that the scrape and the alert rules see what `/readyz` answers.
+pub async fn current(state: &AppState, probe: &Probe) -> Result<(), String> {
+    let no_key = state
+        .security
+        .jwt
+        .as_ref()
+        .is_some_and(|jwt| !jwt.has_keys());
+    let result = if state.is_draining() {
+        Err("draining".to_string())
+    } else if no_key {
+        // Every token would be refused: keep the balancer's traffic away.
+        Err("no JWT verification key yet (JWT_JWKS_URL not fetched)".to_string())
+    } else {
+        probe.check(state.store.as_ref(), state.feed.as_ref()).await
+    };
+    metrics::gauge!("streamline_gateway_ready").set(if result.is_ok() { 1.0 } else { 0.0 });
+    result
+}
+
 /// `GET /readyz`: 200 "ready", or 503 with the reason.
 pub async fn readyz(state: web::Data<AppState>, probe: web::Data<Probe>) -> HttpResponse {
-    if state.is_draining() {
-        return HttpResponse::ServiceUnavailable().body("draining");
-    }
-    if let Some(jwt) = &state.security.jwt {
-        if !jwt.has_keys() {
-            // Every token would be refused: keep the balancer's traffic away.
-            return HttpResponse::ServiceUnavailable()
-                .content_type("text/plain")
-                .body("no JWT verification key yet (JWT_JWKS_URL not fetched)");
-        }
-    }
-    match probe.check(state.store.as_ref(), state.feed.as_ref()).await {
+    match current(&state, &probe).await {
         Ok(()) => HttpResponse::Ok().content_type("text/plain").body("ready"),
         Err(why) => HttpResponse::ServiceUnavailable()
             .content_type("text/plain")
             .body(why),
     }
+}
+
+/// `GET /metrics`: readiness first (cached, so at most one round trip per [`CACHE_FOR`]),
+/// then every series.
+pub async fn metrics_route(state: web::Data<AppState>, probe: web::Data<Probe>) -> HttpResponse {
+    let _ = current(&state, &probe).await;
+    service_kit::metrics_response()
 }
 
 #[cfg(test)]

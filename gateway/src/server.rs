@@ -1,6 +1,6 @@
 //! Wiring: configuration → store, feed, hub → HTTP server, with an explicit shutdown path
-//! (not ready, close every socket with 1001, wait for every task the gateway started, stop the
-//! server, close the feed).
+//! (not ready, close every socket with 1001 in waves over `DRAIN_SPREAD`, wait for every task
+//! the gateway started, stop the server, close the feed).
 //!
 //! [`run`] is the `gateway` binary (Redis). [`start`] is the same gateway on any
 //! [`StoreBackend`] and an already-bound listener, so the single-process mode (`streamline`)
@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
 use service_kit::CommonArgs;
 use store::{Feed, RedisStoreConfig, StoreBackend};
 
@@ -27,10 +28,6 @@ use crate::state::AppState;
 use crate::tasks::Drained;
 
 pub use service_kit::StartError;
-
-async fn metrics_route() -> HttpResponse {
-    service_kit::metrics_response()
-}
 
 /// Turns Nagle's algorithm off on every accepted socket.
 fn set_nodelay(conn: &dyn std::any::Any, _ext: &mut actix_web::dev::Extensions) {
@@ -93,7 +90,7 @@ impl Running {
     pub async fn shutdown(self) {
         tracing::info!(
             connections = self.state.hub.len(),
-            "shutdown requested; closing sockets with 1001"
+            "shutdown requested; closing sockets with 1001 (in waves over DRAIN_SPREAD)"
         );
         self.state.begin_shutdown();
         if let Drained::TimedOut { running } = self.state.tasks.wait(self.shutdown_timeout).await {
@@ -138,6 +135,15 @@ pub async fn start(
     }
     let ai = AiClient::new(&config.ai_service_url, common.ai_service_token.as_ref())
         .map_err(StartError::config)?;
+    let drain_spread = crate::drain::effective_spread(config.drain_spread, common.shutdown_timeout);
+    if drain_spread < config.drain_spread {
+        tracing::warn!(
+            drain_spread = ?config.drain_spread,
+            shutdown_timeout = ?common.shutdown_timeout,
+            used = ?drain_spread,
+            "DRAIN_SPREAD is more than half of SHUTDOWN_TIMEOUT; sockets will close over half of SHUTDOWN_TIMEOUT"
+        );
+    }
     let hub = Arc::new(Hub::default());
     // /readyz: a pub/sub round trip through the feed (see readiness.rs).
     let probe = web::Data::new(crate::readiness::Probe::new());
@@ -146,28 +152,30 @@ pub async fn start(
         HubFeed(hub.clone()),
     )))?;
     let jwks = security.jwks.clone();
-    let state = web::Data::new(AppState::new(
-        config.clone(),
-        backend.store.clone(),
-        feed.clone(),
-        hub.clone(),
+    let state = web::Data::new(AppState::new(crate::state::Parts {
+        config: config.clone(),
+        store: backend.store.clone(),
+        feed: feed.clone(),
+        hub: hub.clone(),
         ai,
         tokens,
-        crate::delivery::streams::Patience {
+        security,
+        follower_patience: crate::delivery::streams::Patience {
             unreadable: common.follower_patience(),
             restore: common.lease_ttl,
         },
-        security,
-    ));
+        drain_spread,
+    }));
     let app_state = state.clone();
     let server = HttpServer::new(move || {
         App::new()
+            .wrap(from_fn(service_kit::access_log))
             .app_data(app_state.clone())
             .app_data(probe.clone())
             .route("/ws", web::get().to(ws_route))
             .route("/healthz", web::get().to(service_kit::healthz))
             .route("/readyz", web::get().to(crate::readiness::readyz))
-            .route("/metrics", web::get().to(metrics_route))
+            .route("/metrics", web::get().to(crate::readiness::metrics_route))
             .configure(crate::web_client::configure)
     })
     // Chat frames are small and often written back to back (ack then chunk, cancel_ack then
@@ -194,6 +202,7 @@ pub async fn start(
         max_content_bytes = config.max_content_bytes,
         shutdown_timeout = ?common.shutdown_timeout,
         disconnect_timeout = ?config.disconnect_timeout,
+        ?drain_spread,
         redis_command_timeout = ?common.redis.command_timeout,
         auth_secret = if config.auth_secret.is_some() { "set" } else { "unset" },
         resume_secret = if config.resume_secret.is_some() { "set" } else { "unset" },
@@ -229,9 +238,12 @@ pub async fn run(cli: GatewayCli) -> Result<(), StartError> {
     cli.config.validate().map_err(StartError::config)?;
     cli.common.validate().map_err(StartError::config)?;
     let listener = service_kit::bind(cli.addr)?;
+    // Before the store connects: the store resolves its metric handles at its first command.
+    service_kit::install_metrics();
     let backend = StoreBackend::redis(&redis_store_config(&cli.common)).await?;
     let running = start(&cli.config, &cli.common, listener, backend).await?;
     service_kit::shutdown_signal().await;
     running.shutdown().await;
+    service_kit::flush_traces().await;
     Ok(())
 }

@@ -2,6 +2,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use store::{Feed, Store};
 use tokio_util::sync::CancellationToken;
@@ -28,23 +29,41 @@ pub struct AppState {
     /// How long a followed message may stay unreadable before it is ended for its client
     /// (`CommonArgs::follower_patience`).
     pub follower_patience: crate::delivery::streams::Patience,
-    /// Cancelled on shutdown: every connection closes with 1001.
+    /// Cancelled when the drain's last wave is out: every connection still open closes with
+    /// 1001, and the background tasks stop.
     pub shutdown: CancellationToken,
+    /// Over how long the drain closes the sockets ([`crate::drain`]).
+    drain_spread: Duration,
     draining: AtomicBool,
 }
 
+/// What a gateway is built from (see [`AppState::new`]).
+pub struct Parts {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    pub feed: Arc<dyn Feed>,
+    pub hub: Arc<Hub>,
+    pub ai: AiClient,
+    pub tokens: ResumeTokens,
+    pub security: Security,
+    pub follower_patience: crate::delivery::streams::Patience,
+    pub drain_spread: Duration,
+}
+
 impl AppState {
-    pub fn new(
-        config: Config,
-        store: Arc<dyn Store>,
-        feed: Arc<dyn Feed>,
-        hub: Arc<Hub>,
-        ai: AiClient,
-        tokens: ResumeTokens,
-        follower_patience: crate::delivery::streams::Patience,
-        security: Security,
-    ) -> Self {
+    pub fn new(parts: Parts) -> Self {
         crate::telemetry::register();
+        let Parts {
+            config,
+            store,
+            feed,
+            hub,
+            ai,
+            tokens,
+            security,
+            follower_patience,
+            drain_spread,
+        } = parts;
         AppState {
             security,
             config,
@@ -56,6 +75,7 @@ impl AppState {
             tasks: Tasks::default(),
             follower_patience,
             shutdown: CancellationToken::new(),
+            drain_spread,
             draining: AtomicBool::new(false),
         }
     }
@@ -64,9 +84,16 @@ impl AppState {
         self.draining.load(Ordering::Acquire)
     }
 
-    /// Turns not-ready, refuses new connections, and closes every socket with 1001.
+    /// Turns not-ready, refuses new connections, and closes every socket with 1001, in waves
+    /// over the drain spread (a tracked task; [`Self::shutdown`] is cancelled after the last).
     pub fn begin_shutdown(&self) {
-        self.draining.store(true, Ordering::Release);
-        self.shutdown.cancel();
+        if self.draining.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.tasks.spawn(crate::drain::run(
+            self.hub.clone(),
+            self.drain_spread,
+            self.shutdown.clone(),
+        ));
     }
 }

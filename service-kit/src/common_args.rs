@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use store::{RedisConfigError, RedisStoreConfig};
 
-use crate::{parse_duration, parse_secret, LogFormat, RedisTlsArgs, Secret};
+use crate::{parse_duration, parse_secret, LogFormat, RedisTlsArgs, Secret, TraceArgs};
 
 /// Settings of both services.
 #[derive(Debug, Clone, clap::Args)]
@@ -39,6 +39,9 @@ pub struct CommonArgs {
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+
+    #[command(flatten)]
+    pub traces: TraceArgs,
 }
 
 fn parse_lease_ttl(s: &str) -> Result<Duration, String> {

@@ -1,29 +1,40 @@
 //! What both binaries need to be well-behaved processes: the settings they share (declared
-//! once), one log format switch, one duration syntax for every setting, secrets that stay out
+//! once), one log format switch, traces (OpenTelemetry, off unless configured), one access log
+//! middleware with request ids, one duration syntax for every setting, secrets that stay out
 //! of logs, binding and the routes every server has, metrics, and one way to learn that it is
 //! time to stop.
 
+mod access_log;
 mod common_args;
 mod duration;
+mod healthcheck;
 mod http;
 mod logging;
 mod metrics;
+mod otel;
 mod process;
 mod redis_tls;
+mod request_id;
 mod secret;
 mod signal;
 mod start_error;
+pub mod trace_context;
 
+pub use access_log::{access_log, redacted_path};
 pub use common_args::{CommonArgs, RedisArgs};
 pub use duration::parse_duration;
+pub use healthcheck::{check as healthcheck, loopback, run_healthcheck, HealthError, Probe};
 pub use http::{bind, healthz, metrics_response};
 pub use logging::{init_logging, LogFormat};
 pub use metrics::{
-    install_metrics, install_metrics_with_upkeep, metrics_upkeeps, render_metrics,
-    wait_for_upkeeps, METRICS_UPKEEP_INTERVAL,
+    buckets, build_info, install_metrics, install_metrics_with_upkeep, metrics_upkeeps,
+    prefix::PREFIX as METRICS_PREFIX, process_stats, render_metrics, wait_for_upkeeps,
+    METRICS_UPKEEP_INTERVAL,
 };
+pub use otel::{flush_traces, EndpointError, ExporterError, TraceArgs};
 pub use process::run_main;
 pub use redis_tls::RedisTlsArgs;
+pub use request_id::{RequestId, X_REQUEST_ID};
 pub use secret::{parse_secret, Secret, ShortSecret, MIN_SECRET_LEN};
 pub use signal::shutdown_signal;
 pub use start_error::StartError;

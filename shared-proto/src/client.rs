@@ -12,10 +12,16 @@ use crate::ErrorCode;
 pub enum ClientFrame {
     /// Start a message. The client may choose `message_id` (a UUID) so that a retry after a
     /// lost `ack` is idempotent; otherwise the gateway assigns one and returns it in `ack`.
+    ///
+    /// `traceparent` (optional, W3C Trace Context): the client's span to parent this chat's
+    /// trace on. A value that is not a valid `traceparent` is ignored (the chat then starts a
+    /// trace of its own), never an error.
     Chat {
         content: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         message_id: Option<Uuid>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        traceparent: Option<String>,
     },
     /// Stop a message. Answered with `cancel_ack` (an unknown or finished id is a status, not
     /// an error); only a refused frame (`rate_limited`) or an unreachable service gets `error`.
@@ -126,7 +132,8 @@ mod tests {
             ClientFrame::parse(r#"{"type":"chat","content":"hi"}"#).unwrap(),
             ClientFrame::Chat {
                 content: "hi".into(),
-                message_id: None
+                message_id: None,
+                traceparent: None
             }
         );
         assert_eq!(
@@ -136,7 +143,20 @@ mod tests {
             .unwrap(),
             ClientFrame::Chat {
                 content: "hi".into(),
-                message_id: Some(id)
+                message_id: Some(id),
+                traceparent: None
+            }
+        );
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(
+            ClientFrame::parse(&format!(
+                r#"{{"type":"chat","content":"hi","traceparent":"{tp}"}}"#
+            ))
+            .unwrap(),
+            ClientFrame::Chat {
+                content: "hi".into(),
+                message_id: None,
+                traceparent: Some(tp.into())
             }
         );
         assert_eq!(

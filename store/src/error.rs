@@ -18,9 +18,9 @@ pub enum StoreError {
 }
 
 impl From<fred::error::Error> for StoreError {
-    /// Every Redis error of the store passes here: counted as `store_redis_errors_total`.
+    /// Every Redis error of the store passes here: counted as `streamline_store_redis_errors_total`.
     fn from(e: fred::error::Error) -> Self {
-        metrics::counter!("store_redis_errors_total").increment(1);
+        metrics::counter!("streamline_store_redis_errors_total").increment(1);
         StoreError::Redis(e)
     }
 }

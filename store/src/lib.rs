@@ -50,9 +50,11 @@ pub const DEFAULT_LEASE_TTL: std::time::Duration = std::time::Duration::from_sec
 /// Registers the store's own metric series at zero (idempotent), so each shows up in a
 /// service's `/metrics` before its first event.
 pub fn register_metrics() {
-    metrics::counter!("store_redis_errors_total").increment(0);
-    metrics::counter!("store_redis_reconnects_total").increment(0);
-    metrics::counter!("store_redis_connect_failures_total").increment(0);
+    metrics::counter!("streamline_store_redis_errors_total").increment(0);
+    metrics::counter!("streamline_store_redis_reconnects_total").increment(0);
+    metrics::counter!("streamline_store_redis_connect_failures_total").increment(0);
+    let _ = metrics::histogram!("streamline_store_append_batch_size");
+    redis::command_metrics::register();
 }
 
 /// The most answer text a finished message adds to its session's history (whole log entries

@@ -14,6 +14,7 @@ pub mod handshake;
 pub mod identity;
 pub mod jwks;
 pub mod metrics;
+pub mod otlp;
 pub mod process;
 pub mod raw_ws;
 pub mod stack;

@@ -4,6 +4,16 @@ use std::time::{Duration, Instant};
 
 use crate::PATIENCE;
 
+/// The whole Prometheus text of `base/metrics`.
+pub async fn metrics_text(base: &str) -> String {
+    reqwest::get(format!("{base}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text")
+}
+
 /// The value of the first series named `name` (unlabelled, or its first label set) at
 /// `base/metrics`; `None` if the endpoint or the series is missing.
 pub async fn metric(base: &str, name: &str) -> Option<f64> {

@@ -165,7 +165,7 @@ async fn hostile_input_gets_its_documented_answer_and_a_neighbour_streams_whole(
         let (t, _) = neighbour.collect(neighbour_id).await;
         (t, neighbour)
     });
-    wait_metric(&gw_http, "gateway_connections", 1.0).await;
+    wait_metric(&gw_http, "streamline_gateway_connections", 1.0).await;
 
     // Invalid UTF-8 in a text frame: 1007.
     expect_close(
@@ -276,7 +276,7 @@ async fn hostile_input_gets_its_documented_answer_and_a_neighbour_streams_whole(
     drop(silent);
 
     // Every hostile connection is gone: only the neighbour remains.
-    wait_metric(&gw_http, "gateway_connections", 1.0).await;
+    wait_metric(&gw_http, "streamline_gateway_connections", 1.0).await;
 
     let (t, neighbour) = tokio::time::timeout(PATIENCE * 2, neighbour_task)
         .await

@@ -85,7 +85,7 @@ mod tempdir {
 async fn open_connections(gateway_port: u16) -> f64 {
     metric(
         &format!("http://127.0.0.1:{gateway_port}"),
-        "gateway_connections",
+        "streamline_gateway_connections",
     )
     .await
     .unwrap_or(0.0)

@@ -77,7 +77,7 @@ async fn after_a_cluster_master_dies_sessions_stream_live_from_its_replica() {
     chat_completes(&mut c, "!demo tokens=10 rate=0\nbefore the failover").await;
 
     let channel = session_channel(c.session_id);
-    let reconnects = metric(&gateway_base, "store_redis_reconnects_total")
+    let reconnects = metric(&gateway_base, "streamline_store_redis_reconnects_total")
         .await
         .unwrap_or(0.0);
     let (killed, promoted) = cluster.kill_master_of(&channel);
@@ -85,7 +85,12 @@ async fn after_a_cluster_master_dies_sessions_stream_live_from_its_replica() {
 
     // The feed resubscribed and reported a resync (the counter moves only after a complete
     // resubscription)...
-    wait_metric_above(&gateway_base, "store_redis_reconnects_total", reconnects).await;
+    wait_metric_above(
+        &gateway_base,
+        "streamline_store_redis_reconnects_total",
+        reconnects,
+    )
+    .await;
     // ...on the node that serves the session's slot now.
     let start = Instant::now();
     loop {
@@ -136,7 +141,7 @@ async fn sentinel_failover_is_followed_by_commands_and_the_subscriber() {
     let first = sentinels.master();
     assert!(sentinels.cli(&["dbsize"]).parse::<u64>().unwrap_or(0) > 0);
 
-    let reconnects = metric(&gateway_base, "store_redis_reconnects_total")
+    let reconnects = metric(&gateway_base, "streamline_store_redis_reconnects_total")
         .await
         .unwrap_or(0.0);
     // A chat streaming through the failover: its fate is reported, not asserted (recovering
@@ -149,7 +154,12 @@ async fn sentinel_failover_is_followed_by_commands_and_the_subscriber() {
     during.read_chunks(&mut during_t, 3).await;
     let promoted = sentinels.kill_master_and_wait_failover();
     assert_ne!(first, promoted);
-    wait_metric_above(&gateway_base, "store_redis_reconnects_total", reconnects).await;
+    wait_metric_above(
+        &gateway_base,
+        "streamline_store_redis_reconnects_total",
+        reconnects,
+    )
+    .await;
 
     // Commands (the ai-service's writes) and the subscriber (the gateway's live delivery)
     // both moved to the new master: chats stream again, on the old connection and a new one.

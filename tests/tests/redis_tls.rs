@@ -130,7 +130,7 @@ impl Refused {
     async fn check(&self) {
         let start = Instant::now();
         loop {
-            let failures = metric(&self.base, "store_redis_connect_failures_total")
+            let failures = metric(&self.base, "streamline_store_redis_connect_failures_total")
                 .await
                 .unwrap_or(0.0);
             if failures >= 5.0 && self.proc.stderr().contains(self.cause) {

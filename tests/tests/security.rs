@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use e2e_tests::auth::{mint_jwt, sign_claims, test_jwt, with_token, TEST_AUTH_SECRET};
 use e2e_tests::client::{absorb, Transcript};
 use e2e_tests::handshake::{code_of, handshake};
+use e2e_tests::metrics::metrics_text;
 use e2e_tests::{AiService, Gateway, RedisServer, Stack, WsClient, PATIENCE};
 use shared_proto::{CancelStatus, ErrorCode, FinalStatus, ServerFrame};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -86,10 +87,9 @@ async fn ws_requires_a_valid_jwt() {
     // The metrics saw the refusals.
     let m = metrics_text(&format!("http://127.0.0.1:{}", stack.gateway.port)).await;
     assert!(
-        m.lines().any(
-            |l| l.starts_with("gateway_auth_failures_total{reason=\"expired\"} ")
-                && !l.ends_with(" 0")
-        ),
+        m.lines().any(|l| l
+            .starts_with("streamline_gateway_auth_failures_total{reason=\"expired\"} ")
+            && !l.ends_with(" 0")),
         "{m}"
     );
 }
@@ -504,15 +504,6 @@ async fn a_session_runs_at_most_max_generations() {
     c.cancel(b).await;
 }
 
-async fn metrics_text(base: &str) -> String {
-    reqwest::get(format!("{base}/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text")
-}
-
 fn has_series(text: &str, name: &str) -> bool {
     text.lines()
         .any(|l| !l.starts_with('#') && l.split([' ', '{']).next() == Some(name))
@@ -529,36 +520,36 @@ async fn metrics_exist_after_a_short_chat() {
     let _ = c.frame().await;
     let gw = metrics_text(&format!("http://127.0.0.1:{}", stack.gateway.port)).await;
     for name in [
-        "gateway_connections",
-        "gateway_frames_in_total",
-        "gateway_frames_out_total",
-        "gateway_send_queue_bytes",
-        "gateway_slow_consumer_closes_total",
-        "gateway_token_latency_seconds_bucket",
-        "gateway_cancels_total",
-        "gateway_rate_limited_total",
-        "gateway_too_many_generations_total",
-        "gateway_connections_refused_total",
-        "gateway_auth_failures_total",
-        "gateway_ai_errors_total",
-        "store_redis_errors_total",
-        "store_redis_reconnects_total",
+        "streamline_gateway_connections",
+        "streamline_gateway_frames_in_total",
+        "streamline_gateway_frames_out_total",
+        "streamline_gateway_send_queue_bytes",
+        "streamline_gateway_slow_consumer_closes_total",
+        "streamline_gateway_delivery_lag_seconds_bucket",
+        "streamline_gateway_cancels_total",
+        "streamline_gateway_rate_limited_total",
+        "streamline_gateway_too_many_generations_total",
+        "streamline_gateway_connections_refused_total",
+        "streamline_gateway_auth_failures_total",
+        "streamline_gateway_ai_errors_total",
+        "streamline_store_redis_errors_total",
+        "streamline_store_redis_reconnects_total",
     ] {
         assert!(
             has_series(&gw, name),
             "gateway /metrics lacks {name}:\n{gw}"
         );
     }
-    assert!(gw.contains("gateway_frames_out_total{type=\"chunk\"}"));
-    assert!(gw.contains("gateway_cancels_total{status=\"already_completed\"} 1"));
+    assert!(gw.contains("streamline_gateway_frames_out_total{type=\"chunk\"}"));
+    assert!(gw.contains("streamline_gateway_cancels_total{status=\"already_completed\"} 1"));
     let ai = metrics_text(&stack.ai.url()).await;
     for name in [
-        "ai_generations_total",
-        "ai_generations_running",
-        "ai_cancels_total",
-        "ai_upstream_errors_total",
-        "store_redis_errors_total",
-        "store_redis_reconnects_total",
+        "streamline_ai_generations_total",
+        "streamline_ai_generations_running",
+        "streamline_ai_cancels_total",
+        "streamline_ai_upstream_errors_total",
+        "streamline_store_redis_errors_total",
+        "streamline_store_redis_reconnects_total",
     ] {
         assert!(
             has_series(&ai, name),
@@ -566,15 +557,15 @@ async fn metrics_exist_after_a_short_chat() {
         );
     }
     assert!(
-        ai.contains("ai_generations_total{status=\"completed\"} 1"),
+        ai.contains("streamline_ai_generations_total{status=\"completed\"} 1"),
         "{ai}"
     );
     assert!(
-        ai.contains("ai_cancels_total{status=\"already_completed\"} 1"),
+        ai.contains("streamline_ai_cancels_total{status=\"already_completed\"} 1"),
         "{ai}"
     );
     assert!(
-        ai.contains("ai_upstream_errors_total{code=\"upstream_timeout\"} 0"),
+        ai.contains("streamline_ai_upstream_errors_total{code=\"upstream_timeout\"} 0"),
         "{ai}"
     );
 }

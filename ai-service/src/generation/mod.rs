@@ -119,6 +119,8 @@ struct Writer {
     tokens: u64,
     /// The prompt's estimated size in tokens.
     prompt_tokens: u64,
+    /// When the request reached this service (time to first token, duration).
+    received: std::time::Instant,
 }
 
 impl Writer {
@@ -201,6 +203,9 @@ impl Writer {
         match result {
             Ok(Appended::Written) => {
                 self.outage = None;
+                if chunk.seq == 1 {
+                    crate::telemetry::record_first_token(self.received);
+                }
                 self.copy.push(chunk);
                 Step::Next
             }
@@ -315,6 +320,7 @@ impl Generation {
                 budget: self.outage_budget,
                 tokens: 0,
                 prompt_tokens: 0,
+                received: self.request.origin.received,
             };
             let end = self.produce(&mut writer).await;
             match end {
@@ -326,9 +332,13 @@ impl Generation {
                     let status = outcome.status;
                     match writer.finish(outcome.clone()).await {
                         Ok(Finished::Done { seq }) => {
-                            metrics::counter!("ai_generations_total", "status" => status.as_str()).increment(1);
-                            if let Some(e) = &outcome.error {
-                                metrics::counter!("ai_upstream_errors_total", "code" => e.code.as_str()).increment(1);
+                            crate::telemetry::record_generation_end(
+                                status,
+                                outcome.error.as_ref().map(|e| e.code),
+                                writer.received,
+                            );
+                            if let Some(u) = &outcome.usage {
+                                crate::telemetry::record_usage(u);
                             }
                             tracing::info!(?status, seq, "generation ended")
                         }
@@ -338,10 +348,22 @@ impl Generation {
                         Ok(Finished::Missing | Finished::OwnerAlive | Finished::OwnerSuspected) => {
                             tracing::warn!("message vanished from the store")
                         }
-                        Err(e) => tracing::warn!(error = %e, "could not write the end of the message"),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "could not write the end of the message")
+                        }
                     }
                 }
-                End::Stopped(state) => tracing::info!(?state, "generation stopped"),
+                End::Stopped(state) => {
+                    // A cancel (written by the canceller) ends the generation here too.
+                    if state == MessageState::Cancelled {
+                        crate::telemetry::record_generation_end(
+                            FinalStatus::Cancelled,
+                            None,
+                            writer.received,
+                        );
+                    }
+                    tracing::info!(?state, "generation stopped")
+                }
                 End::Lost => tracing::warn!("another writer owns the message; generation dropped"),
             }
         }

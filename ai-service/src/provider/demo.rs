@@ -198,6 +198,7 @@ mod tests {
             message_id: Uuid::new_v4(),
             content: content.into(),
             history: vec![],
+            origin: crate::origin::Origin::detached(),
         }
     }
 

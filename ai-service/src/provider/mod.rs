@@ -25,6 +25,9 @@ pub struct GenerationRequest {
     pub content: String,
     /// Earlier turns of this session, oldest first (not including `content`).
     pub history: Vec<Turn>,
+    /// When the request arrived and the trace it belongs to (time to first token counts from
+    /// `origin.received`; the generation's span is a child of `origin.trace`).
+    pub origin: crate::origin::Origin,
 }
 
 /// One item of a provider's output.

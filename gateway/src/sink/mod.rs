@@ -35,9 +35,10 @@ pub use transport::{Frame, PeerGone, Transport, WsTransport};
 /// The series written per frame, resolved once: `metrics::counter!` with a label builds a key
 /// and looks it up in the registry on every call, which is per-frame work on the hot path.
 struct FrameMetrics {
-    /// `gateway_frames_out_total` by [`ServerFrame::kind_index`].
+    /// `streamline_gateway_frames_out_total` by [`ServerFrame::kind_index`].
     frames_out: [metrics::Counter; ServerFrame::KINDS.len()],
-    token_latency: metrics::Histogram,
+    /// `streamline_gateway_delivery_lag_seconds`: producer timestamp → written to the socket.
+    delivery_lag: metrics::Histogram,
 }
 
 /// Resolved on first use, which is after `server::start` installed the recorder.
@@ -45,8 +46,8 @@ fn frame_metrics() -> &'static FrameMetrics {
     static METRICS: OnceLock<FrameMetrics> = OnceLock::new();
     METRICS.get_or_init(|| FrameMetrics {
         frames_out: ServerFrame::KINDS
-            .map(|kind| metrics::counter!("gateway_frames_out_total", "type" => kind)),
-        token_latency: metrics::histogram!("gateway_token_latency_seconds"),
+            .map(|kind| metrics::counter!("streamline_gateway_frames_out_total", "type" => kind)),
+        delivery_lag: metrics::histogram!("streamline_gateway_delivery_lag_seconds"),
     })
 }
 

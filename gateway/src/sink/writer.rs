@@ -85,7 +85,7 @@ pub(super) async fn write_loop<T: Transport>(mut transport: T, shared: Arc<Share
                 }
                 if let Some(ts) = produced_at {
                     let ms = shared_proto::now_ms().saturating_sub(ts);
-                    frame_metrics().token_latency.record(ms as f64 / 1000.0);
+                    frame_metrics().delivery_lag.record(ms as f64 / 1000.0);
                 }
             }
         }
@@ -110,7 +110,7 @@ pub(super) async fn write_loop<T: Transport>(mut transport: T, shared: Arc<Share
         }
         Exit::Slow(why) => {
             tracing::warn!(session_id = %shared.session_id, why, "closing slow consumer");
-            metrics::counter!("gateway_slow_consumer_closes_total").increment(1);
+            metrics::counter!("streamline_gateway_slow_consumer_closes_total").increment(1);
             if reserved {
                 transport.close_reserved(CloseCode::SlowConsumer);
             }

@@ -56,7 +56,7 @@ enum Refusal {
 }
 
 impl Refusal {
-    /// The `reason` label of `gateway_connections_refused_total`.
+    /// The `reason` label of `streamline_gateway_connections_refused_total`.
     fn reason(self) -> &'static str {
         match self {
             Refusal::Draining => "draining",
@@ -106,7 +106,7 @@ impl Refusal {
                 "the store (Redis) is unavailable",
             ),
         };
-        metrics::counter!("gateway_connections_refused_total", "reason" => self.reason())
+        metrics::counter!("streamline_gateway_connections_refused_total", "reason" => self.reason())
             .increment(1);
         let mut resp = HttpResponse::build(status).json(shared_proto::api::ApiError {
             error: shared_proto::ErrorBody::new(code, message),
@@ -207,7 +207,10 @@ pub async fn ws_route(
         heartbeat_interval_ms: state.config.heartbeat_interval.as_millis() as u64,
         active: admitted.active,
     });
-    let span = tracing::info_span!("connection", %session_id, conn_id);
+    // A root of its own: the handshake's request span ends with the 101, while the
+    // connection lasts as long as its socket (and is not exported as a trace: every chat in
+    // it is one).
+    let span = tracing::info_span!(parent: None, "connection", %session_id, conn_id);
     let conn = Conn {
         session_id,
         conn_id,
@@ -235,7 +238,8 @@ async fn admit(req: &HttpRequest, query: &WsQuery, state: &AppState) -> Result<A
         return Err(Refusal::Origin);
     }
     let (identity, protocol) = authenticate(req, query, state).await.map_err(|e| {
-        metrics::counter!("gateway_auth_failures_total", "reason" => e.as_str()).increment(1);
+        metrics::counter!("streamline_gateway_auth_failures_total", "reason" => e.as_str())
+            .increment(1);
         tracing::info!(reason = e.as_str(), "handshake without a valid JWT");
         Refusal::Auth(e)
     })?;

@@ -48,7 +48,7 @@ pub struct Conn {
     pub token: Option<Arc<ConnToken>>,
 }
 
-/// Keeps `gateway_send_queue_bytes` (the sum over connections) up to date from samples.
+/// Keeps `streamline_gateway_send_queue_bytes` (the sum over connections) up to date from samples.
 struct QueueGauge {
     last: usize,
 }
@@ -57,13 +57,17 @@ impl QueueGauge {
     fn sample(&mut self, sink: &Sink) {
         let now = sink.queued_bytes();
         if now != self.last {
-            metrics::gauge!("gateway_send_queue_bytes").increment(now as f64 - self.last as f64);
+            crate::telemetry::hot()
+                .send_queue_bytes
+                .increment(now as f64 - self.last as f64);
             self.last = now;
         }
     }
 
     fn clear(&mut self) {
-        metrics::gauge!("gateway_send_queue_bytes").decrement(self.last as f64);
+        crate::telemetry::hot()
+            .send_queue_bytes
+            .decrement(self.last as f64);
         self.last = 0;
     }
 }
@@ -82,7 +86,7 @@ pub async fn run(state: Arc<AppState>, conn: Conn, messages: AggregatedMessageSt
         token,
     } = conn;
     tracing::debug!("connected");
-    metrics::gauge!("gateway_connections").increment(1.0);
+    crate::telemetry::hot().connections.increment(1.0);
     let expiry = token.as_ref().map(|t| t.watch());
     let commands = Commands::new(
         state.clone(),
@@ -110,7 +114,7 @@ pub async fn run(state: Arc<AppState>, conn: Conn, messages: AggregatedMessageSt
     leave(&state, session_id, conn_id).await;
     gauge.clear();
     drop(guard);
-    metrics::gauge!("gateway_connections").decrement(1.0);
+    crate::telemetry::hot().connections.decrement(1.0);
     tracing::debug!("disconnected");
 }
 

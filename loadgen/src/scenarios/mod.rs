@@ -98,6 +98,7 @@ fn chat(message_id: Uuid, content: &str) -> ClientFrame {
     ClientFrame::Chat {
         content: content.to_string(),
         message_id: Some(message_id),
+        traceparent: None,
     }
 }
 

@@ -16,6 +16,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use shared_proto::{MessageState, StreamChunk};
 use tokio::sync::{mpsc, oneshot};
 
+use super::command_metrics::Op;
 use super::scripts::Lua;
 use crate::keys;
 use crate::{Appended, MessageRef, StoreError};
@@ -106,6 +107,12 @@ async fn run(
     }
 }
 
+/// `streamline_store_append_batch_size`, resolved once (recorded per batch, on the token path).
+fn batch_size() -> &'static metrics::Histogram {
+    static H: std::sync::OnceLock<metrics::Histogram> = std::sync::OnceLock::new();
+    H.get_or_init(|| metrics::histogram!("streamline_store_append_batch_size"))
+}
+
 /// `first` and everything queued behind it (up to `MAX_BATCH`), grouped by cluster slot.
 fn take_batch(first: Pending, rx: &mut mpsc::UnboundedReceiver<Pending>) -> Vec<Vec<Pending>> {
     let mut groups: HashMap<u16, Vec<Pending>> = HashMap::new();
@@ -120,7 +127,7 @@ fn take_batch(first: Pending, rx: &mut mpsc::UnboundedReceiver<Pending>) -> Vec<
             None
         };
     }
-    metrics::histogram!("store_append_batch_size").record(n as f64);
+    batch_size().record(n as f64);
     groups.into_values().collect()
 }
 
@@ -138,7 +145,8 @@ async fn run_group(client: &Client, script: &Lua, ttl_ms: &str, group: Vec<Pendi
         args.push(p.channel);
         replies.push(p.reply);
     }
-    let result: Result<Vec<Value>, StoreError> = script.run(client, keys, args).await;
+    let result: Result<Vec<Value>, StoreError> =
+        super::command_metrics::timed(Op::AppendBatch, script.run(client, keys, args)).await;
     match result {
         Ok(reply) => {
             for (i, tx) in replies.into_iter().enumerate() {

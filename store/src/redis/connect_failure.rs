@@ -139,7 +139,7 @@ pub(crate) fn watch(client: &impl EventInterface, role: &'static str, endpoint: 
                             continue;
                         }
                         let failure = ConnectFailure::classify(&error, transport);
-                        metrics::counter!("store_redis_connect_failures_total").increment(1);
+                        metrics::counter!("streamline_store_redis_connect_failures_total").increment(1);
                         if is_new(&failure) {
                             tracing::warn!(
                                 redis = %target,

@@ -121,7 +121,7 @@ async fn resubscribe_on_reconnect(
                 }
             }
         }
-        metrics::counter!("store_redis_reconnects_total").increment(1);
+        metrics::counter!("streamline_store_redis_reconnects_total").increment(1);
         tracing::info!(
             channels = feed.sub.tracked_shard_channels().len(),
             "redis subscriber reconnected and resubscribed"

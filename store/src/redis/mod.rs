@@ -7,6 +7,7 @@
 //! holds its keys.
 
 mod batcher;
+pub mod command_metrics;
 mod connect_failure;
 mod endpoint;
 mod eviction;
@@ -31,6 +32,7 @@ use crate::{
     Snapshot, Spent, Store, StoreError,
 };
 use batcher::AppendBatcher;
+use command_metrics::{timed, Op};
 pub use connect_failure::ConnectFailure;
 pub use endpoint::{RedisConfigError, RedisEndpoint, Topology, Transport};
 pub use eviction::EvictionRisk;
@@ -237,7 +239,13 @@ impl RedisStore {
             // counted from the log.
             if outcome.usage.is_none() { "1" } else { "0" }.to_string(),
         ];
-        let reply: Vec<Value> = self.scripts.finish.run(&self.client, keys, args).await?;
+        let op = match mode {
+            TransitionMode::Finish => Op::Finish,
+            TransitionMode::Reap => Op::Reap,
+            TransitionMode::Cancel { .. } => Op::Cancel,
+        };
+        let reply: Vec<Value> =
+            timed(op, self.scripts.finish.run(&self.client, keys, args)).await?;
         let code = int_at(&reply, 0)?;
         let state = if code < 0 {
             outcome.status.state()
@@ -323,7 +331,11 @@ impl Store for RedisStore {
             self.session_ttl_ms.to_string(),
             StreamChunk::start(msg.session_id, msg.message_id, content.to_string(), now).to_json(),
         ];
-        let reply: Vec<Value> = self.scripts.create.run(&self.client, keys, args).await?;
+        let reply: Vec<Value> = timed(
+            Op::Create,
+            self.scripts.create.run(&self.client, keys, args),
+        )
+        .await?;
         Ok(match int_at(&reply, 0)? {
             1 => Created::New,
             2 => Created::CancelledFirst {
@@ -361,7 +373,8 @@ impl Store for RedisStore {
             self.lease_ms.to_string(),
             self.stream_ttl_ms.to_string(),
         ];
-        let reply: String = self.scripts.renew.run(&self.client, keys, args).await?;
+        let reply: String =
+            timed(Op::Renew, self.scripts.renew.run(&self.client, keys, args)).await?;
         Ok(match reply.as_str() {
             "queued" | "streaming" => Lease::Renewed,
             "missing" => Lease::Missing,
@@ -387,7 +400,11 @@ impl Store for RedisStore {
     }
 
     async fn history(&self, session_id: Uuid) -> Result<Vec<Turn>, StoreError> {
-        let raw: Vec<String> = self.client.lrange(keys::history(session_id), 0, -1).await?;
+        let raw: Vec<String> = timed(
+            Op::History,
+            self.client.lrange(keys::history(session_id), 0, -1),
+        )
+        .await?;
         Ok(raw
             .iter()
             .filter_map(|s| serde_json::from_str::<StoredTurn>(s).ok())
@@ -420,11 +437,13 @@ impl Store for RedisStore {
         // LRANGE takes a signed 64-bit index: a position past it (e.g. `u64::MAX`, "the state
         // only") is simply past the end.
         let from_index = from_index.min(i64::MAX as u64);
-        let reply: Value = self
-            .scripts
-            .read
-            .run(&self.client, keys, vec![from_index.to_string()])
-            .await?;
+        let reply: Value = timed(
+            Op::Read,
+            self.scripts
+                .read
+                .run(&self.client, keys, vec![from_index.to_string()]),
+        )
+        .await?;
         let parts = match reply {
             Value::Null => return Ok(None),
             Value::Array(parts) => parts,
@@ -460,11 +479,13 @@ impl Store for RedisStore {
         let prefix = prefix
             .trim_end_matches(&Uuid::nil().to_string())
             .to_string();
-        let reply: Vec<Value> = self
-            .scripts
-            .active
-            .run(&self.client, vec![keys::messages(session_id)], vec![prefix])
-            .await?;
+        let reply: Vec<Value> = timed(
+            Op::Active,
+            self.scripts
+                .active
+                .run(&self.client, vec![keys::messages(session_id)], vec![prefix]),
+        )
+        .await?;
         let mut out = Vec::with_capacity(reply.len() / 2);
         for pair in reply.chunks(2) {
             let id = pair.first().and_then(|v| v.as_string()).unwrap_or_default();
@@ -523,10 +544,11 @@ impl Store for RedisStore {
 
     async fn nudge(&self, owner: &str, msg: &MessageRef) -> Result<(), StoreError> {
         let payload = format!("{} {}", msg.session_id, msg.message_id);
-        let _: i64 = self
-            .client
-            .spublish(keys::nudge_channel(owner), payload)
-            .await?;
+        let _: i64 = timed(
+            Op::Nudge,
+            self.client.spublish(keys::nudge_channel(owner), payload),
+        )
+        .await?;
         Ok(())
     }
 
@@ -589,7 +611,7 @@ impl Store for RedisStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        let _: String = self.client.ping(None).await?;
+        let _: String = timed(Op::Ping, self.client.ping(None)).await?;
         Ok(())
     }
 

@@ -180,6 +180,7 @@ impl<C> WsClient<C> {
         self.send(ClientFrame::Chat {
             content: content.to_string(),
             message_id: Some(id),
+            traceparent: None,
         })
         .await;
         id

@@ -14,6 +14,7 @@ use reqwest::header::{HeaderMap, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{Response, StatusCode};
 use shared_proto::ErrorCode;
 use tokio::time::{timeout_at, Instant};
+use tracing::Instrument as _;
 
 use super::generation::first_token_timeout;
 use super::redact::{describe_reqwest, upstream_message};
@@ -33,17 +34,42 @@ pub(super) enum Answer {
 
 /// One attempt: sends the request and classifies the response. `deadline` bounds the whole
 /// attempt up to a streaming body (it is the first-token deadline).
+///
+/// Each attempt is a client span (a child of the generation's) whose `traceparent` goes with
+/// the request, so the model server's own spans join the chat's trace; and each is timed
+/// (`streamline_ai_upstream_request_seconds`, until the response headers or the failure).
 pub(super) async fn send(
     inner: &Inner,
     body: &Bytes,
     deadline: Instant,
+    attempt: u32,
 ) -> Result<Answer, Failure> {
-    let request = inner
+    let span = tracing::info_span!(
+        "upstream_request",
+        otel.name = "POST chat/completions",
+        otel.kind = "client",
+        http.request.method = "POST",
+        server.address = inner.endpoint.host_str().unwrap_or(""),
+        attempt,
+        http.response.status_code = tracing::field::Empty,
+    );
+    let mut request = inner
         .client
         .post(inner.endpoint.clone())
         .headers(inner.headers.clone())
         .body(body.clone());
-    let response = match timeout_at(deadline, request.send()).await {
+    if let Some(tp) = service_kit::trace_context::traceparent_of_span(&span) {
+        request = request.header(service_kit::trace_context::TRACEPARENT, tp);
+    }
+    let timer = crate::telemetry::UpstreamTimer::start();
+    let sent = timeout_at(deadline, request.send())
+        .instrument(span.clone())
+        .await;
+    drop(timer);
+    if let Ok(Ok(response)) = &sent {
+        span.record("http.response.status_code", response.status().as_u16());
+    }
+    let response = match sent {
         Err(_elapsed) => return Err(first_token_timeout(&inner.cfg)),
         Ok(Err(e)) => {
             return Err(Failure::transient(

@@ -203,7 +203,9 @@ impl Generation {
                 Phase::Ended => return None,
                 Phase::Request => {
                     self.progress.attempts = self.progress.attempts.saturating_add(1);
-                    match attempt::send(&self.inner, &self.body, deadline).await {
+                    match attempt::send(&self.inner, &self.body, deadline, self.progress.attempts)
+                        .await
+                    {
                         Ok(Answer::Sse(response)) => {
                             self.phase = Phase::Reading {
                                 response,

@@ -97,6 +97,7 @@ mod tests {
                     content: "hello".into(),
                 },
             ],
+            origin: crate::origin::Origin::detached(),
         };
         let body: Value = serde_json::from_slice(&request_body(&c, &req).unwrap()).unwrap();
         assert_eq!(

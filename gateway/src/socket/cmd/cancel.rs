@@ -34,7 +34,7 @@ impl Commands {
                     Err(e) if e.code() == ErrorCode::StoreUnavailable => Err(e.code()),
                     Err(e) => {
                         tracing::warn!(error = %e, "ai-service unreachable; cancelling in the store");
-                        metrics::counter!("gateway_ai_errors_total", "code" => e.code().as_str())
+                        metrics::counter!("streamline_gateway_ai_errors_total", "code" => e.code().as_str())
                             .increment(1);
                         // No canceller replica: nobody here waits for a late create.
                         let msg = MessageRef::new(session_id, message_id);
@@ -49,7 +49,7 @@ impl Commands {
                 };
                 match answer {
                     Ok(status) => {
-                        metrics::counter!("gateway_cancels_total", "status" => status.as_str())
+                        metrics::counter!("streamline_gateway_cancels_total", "status" => status.as_str())
                             .increment(1);
                         sink.send(&ServerFrame::CancelAck { message_id, status });
                     }

@@ -44,7 +44,13 @@ impl Inherited {
 }
 
 impl Commands {
-    pub(super) async fn chat(&self, content: String, message_id: Option<Uuid>) {
+    /// `traceparent`: the client's (optional) W3C trace parent; an invalid one is ignored.
+    pub(super) async fn chat(
+        &self,
+        content: String,
+        message_id: Option<Uuid>,
+        traceparent: Option<&str>,
+    ) {
         let message_id = message_id.unwrap_or_else(Uuid::new_v4);
         let max_content = self.state.config.max_content_bytes;
         if content.trim().is_empty() {
@@ -73,7 +79,7 @@ impl Commands {
             return;
         }
         if self.generations_full(message_id).await {
-            metrics::counter!("gateway_too_many_generations_total").increment(1);
+            metrics::counter!("streamline_gateway_too_many_generations_total").increment(1);
             self.sink.send(&ServerFrame::error(
                 ErrorCode::TooManyGenerations,
                 format!(
@@ -97,6 +103,13 @@ impl Commands {
         };
         // Registered before the next frame is read: a cancel right behind waits for it.
         let start = self.starts.begin(message_id);
+        // One chat is one trace: its own root (not the connection's child), or the client's
+        // span's child when it sent a valid `traceparent`.
+        let span = tracing::info_span!("chat", session_id = %self.session_id, %message_id);
+        service_kit::trace_context::set_parent(
+            &span,
+            service_kit::trace_context::remote_parent(traceparent),
+        );
         let (ai, sink, streams, session_id) = (
             self.state.ai.clone(),
             self.sink.clone(),
@@ -115,7 +128,7 @@ impl Commands {
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "chat not accepted by the ai-service");
-                        metrics::counter!("gateway_ai_errors_total", "code" => e.code().as_str())
+                        metrics::counter!("streamline_gateway_ai_errors_total", "code" => e.code().as_str())
                             .increment(1);
                         streams.unfollow(message_id);
                         sink.send(&ServerFrame::error(
@@ -126,7 +139,7 @@ impl Commands {
                     }
                 }
             }
-            .instrument(tracing::info_span!("chat", %session_id, %message_id)),
+            .instrument(span),
         );
     }
 

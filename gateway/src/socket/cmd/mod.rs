@@ -99,11 +99,11 @@ impl Commands {
     pub async fn on_text(&self, text: &str) {
         let frame = match ClientFrame::parse(text) {
             Ok(f) => {
-                metrics::counter!("gateway_frames_in_total", "type" => f.kind()).increment(1);
+                crate::telemetry::hot().frame_in(f.kind());
                 f
             }
             Err(e) => {
-                metrics::counter!("gateway_frames_in_total", "type" => "invalid").increment(1);
+                crate::telemetry::hot().frame_in("invalid");
                 if self.take(Bucket::Requests, None) {
                     self.sink.send(&ServerFrame::error(e.code, e.message, None));
                 }
@@ -120,9 +120,10 @@ impl Commands {
             ClientFrame::Chat {
                 content,
                 message_id,
+                traceparent,
             } => {
                 if self.take(Bucket::Requests, message_id) {
-                    self.chat(content, message_id).await
+                    self.chat(content, message_id, traceparent.as_deref()).await
                 }
             }
             ClientFrame::Cancel { message_id } => {
@@ -148,7 +149,7 @@ impl Commands {
 
     /// A binary frame: protocol v1 is JSON text only.
     pub fn on_binary(&self) {
-        metrics::counter!("gateway_frames_in_total", "type" => "binary").increment(1);
+        crate::telemetry::hot().frame_in("binary");
         if self.take(Bucket::Requests, None) {
             self.sink.send(&ServerFrame::error(
                 ErrorCode::BinaryNotSupported,
@@ -167,7 +168,7 @@ impl Commands {
         if lock(m).try_take() {
             return true;
         }
-        metrics::counter!("gateway_rate_limited_total", "bucket" => label).increment(1);
+        metrics::counter!("streamline_gateway_rate_limited_total", "bucket" => label).increment(1);
         self.sink.send(&ServerFrame::error(
             ErrorCode::RateLimited,
             "rate limited; slow down",

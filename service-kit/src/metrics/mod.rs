@@ -1,7 +1,11 @@
 //! Prometheus metrics through the `metrics` facade.
 //!
 //! One recorder per process (installed once, even when both services run embedded in one
-//! process); `/metrics` renders it.
+//! process); `/metrics` renders it. Every series carries the one prefix `streamline_`
+//! ([`prefix`]), has buckets fitted to what it measures ([`buckets`]), and the process's own
+//! series ([`process_stats`], refreshed at each render) and `streamline_build_info`
+//! ([`build_info`]) come with the recorder. The table of every series is
+//! `docs/OBSERVABILITY.md`.
 //!
 //! **Upkeep.** The exporter keeps every histogram sample it is given until something folds the
 //! samples into their buckets: rendering does, and so does its upkeep. `install_recorder` (which
@@ -15,7 +19,12 @@
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub mod buckets;
+pub mod build_info;
+pub mod prefix;
+pub mod process_stats;
 
 /// How often histogram samples are folded into their buckets when nothing scrapes.
 pub const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
@@ -35,18 +44,22 @@ pub fn install_metrics() -> Option<PrometheusHandle> {
 pub fn install_metrics_with_upkeep(interval: Duration) -> Option<PrometheusHandle> {
     HANDLE
         .get_or_init(|| {
-            let builder = PrometheusBuilder::new()
-                .set_buckets(&[
-                    0.000_5, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
-                ])
+            let mut builder = PrometheusBuilder::new()
+                .set_buckets(buckets::DEFAULT_SECONDS)
                 .ok()?;
-            let handle = match builder.install_recorder() {
-                Ok(h) => h,
-                Err(e) => {
-                    tracing::warn!(error = %e, "metrics recorder not installed");
-                    return None;
-                }
-            };
+            for (name, values) in buckets::PER_SERIES {
+                builder = builder
+                    .set_buckets_for_metric(Matcher::Full((*name).to_string()), values)
+                    .ok()?;
+            }
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            if let Err(e) = metrics::set_global_recorder(prefix::Prefixed::new(recorder)) {
+                tracing::warn!(error = %e, "metrics recorder not installed");
+                return None;
+            }
+            build_info::register();
+            process_stats::refresh();
             start_upkeep(handle.clone(), interval);
             Some(handle)
         })
@@ -93,10 +106,13 @@ pub fn wait_for_upkeeps(n: u64, deadline: Duration) -> bool {
     true
 }
 
-/// The Prometheus text exposition of every metric.
+/// The Prometheus text exposition of every metric (the process series read from `/proc` now).
 pub fn render_metrics() -> String {
     match HANDLE.get() {
-        Some(Some(h)) => h.render(),
+        Some(Some(h)) => {
+            process_stats::refresh();
+            h.render()
+        }
         _ => String::new(),
     }
 }
