@@ -250,6 +250,8 @@ function nextFence(open, line) {
 // ------------------------------------------------------------------ inline
 
 const PUNCTUATION = /[!"#$%&'()*+,\-./:;<=>?@[\\\]^_`{|}~]/;
+const AUTOLINK = /<([a-zA-Z][a-zA-Z0-9+.-]{1,31}:[^\s<>]*)>/y;
+const LINK_TARGET = /\(\s*<?([^\s<>()]*)>?(?:\s+"[^"]*")?\s*\)/y;
 const WORD = /[\p{L}\p{N}]/u;
 
 /**
@@ -280,6 +282,12 @@ export function safeHref(raw) {
 export function parseInline(s, inLink = false) {
   /** @type {Inline[]} */
   const out = [];
+  // Where a search for a closer came up empty: the same search from there on is skipped, so
+  // unclosed delimiters cost linear time, not quadratic (model text is hostile input too).
+  /** @type {Map<string, number>} */
+  const noCloser = new Map();
+  /** @type {Map<number, number> | null} each `[`'s matching `]`, found once in one pass */
+  let brackets = null;
   let text = '';
   const flush = () => {
     if (text) out.push({ t: 'text', s: text });
@@ -297,14 +305,15 @@ export function parseInline(s, inLink = false) {
       let n = 1;
       while (s[i + n] === '`') n += 1;
       const ticks = '`'.repeat(n);
-      let j = s.indexOf(ticks, i + n);
-      while (j !== -1 && s[j + n] === '`') {
+      let j = i + n >= (noCloser.get(ticks) ?? Infinity) ? -1 : s.indexOf(ticks, i + n);
+      while (j !== -1 && (s[j + n] === '`' || s[j - 1] === '`')) {
         // A longer run is not the closer.
         let k = j;
         while (s[k] === '`') k += 1;
         j = s.indexOf(ticks, k);
       }
       if (j === -1) {
+        noCloser.set(ticks, Math.min(noCloser.get(ticks) ?? Infinity, i + n));
         text += ticks;
         i += n;
         continue;
@@ -317,7 +326,8 @@ export function parseInline(s, inLink = false) {
       continue;
     }
     if (c === '<' && !inLink) {
-      const m = /^<([a-zA-Z][a-zA-Z0-9+.-]{1,31}:[^\s<>]*)>/.exec(s.slice(i));
+      AUTOLINK.lastIndex = i;
+      const m = AUTOLINK.exec(s);
       const href = m ? safeHref(m[1]) : null;
       if (m && href) {
         flush();
@@ -327,7 +337,8 @@ export function parseInline(s, inLink = false) {
       }
     }
     if (c === '[' && !inLink) {
-      const link = parseLink(s, i);
+      brackets ??= matchBrackets(s);
+      const link = parseLink(s, i, brackets.get(i));
       if (link) {
         flush();
         out.push(link.node);
@@ -336,7 +347,7 @@ export function parseInline(s, inLink = false) {
       }
     }
     if (c === '*' || c === '_' || c === '~') {
-      const span = parseDelimited(s, i);
+      const span = parseDelimited(s, i, noCloser);
       if (span) {
         flush();
         out.push({ t: span.t, c: parseInline(span.inner, inLink) });
@@ -357,27 +368,28 @@ export function parseInline(s, inLink = false) {
   return out;
 }
 
-/**
- * `[text](url)` at `s[i]`: a link for an http(s) URL; anything else (another scheme, a
- * relative address) is not a link, and its characters stay text.
- * @param {string} s @param {number} i
- */
-function parseLink(s, i) {
-  let depth = 0;
-  let j = i;
-  for (; j < s.length; j++) {
-    if (s[j] === '\\') {
-      j += 1;
-      continue;
-    }
-    if (s[j] === '[') depth += 1;
-    else if (s[j] === ']') {
-      depth -= 1;
-      if (depth === 0) break;
-    }
+/** Each `[` of `s` and the `]` that balances it (a backslash escapes either). @param {string} s */
+function matchBrackets(s) {
+  /** @type {Map<number, number>} */
+  const match = new Map();
+  const open = [];
+  for (let j = 0; j < s.length; j++) {
+    if (s[j] === '\\') j += 1;
+    else if (s[j] === '[') open.push(j);
+    else if (s[j] === ']' && open.length > 0) match.set(/** @type {number} */ (open.pop()), j);
   }
-  if (j >= s.length || s[j + 1] !== '(') return null;
-  const m = /^\(\s*<?([^\s<>()]*)>?(?:\s+"[^"]*")?\s*\)/.exec(s.slice(j + 1));
+  return match;
+}
+
+/**
+ * `[text](url)` at `s[i]`, whose `]` is at `j`: a link for an http(s) URL; anything else
+ * (another scheme, a relative address) is not a link, and its characters stay text.
+ * @param {string} s @param {number} i @param {number | undefined} j
+ */
+function parseLink(s, i, j) {
+  if (j === undefined || s[j + 1] !== '(') return null;
+  LINK_TARGET.lastIndex = j + 1;
+  const m = LINK_TARGET.exec(s);
   if (!m) return null;
   const href = safeHref(m[1]);
   if (!href) return null;
@@ -389,28 +401,34 @@ function parseLink(s, i) {
  * del. An opener is followed by a non-space, a closer preceded by one; `_` neither opens nor
  * closes inside a word (snake_case stays text); an em closer is a lone delimiter (the `**` of
  * `*a **b** c*` belong to the inner strong).
- * @param {string} s @param {number} i
+ * @param {string} s @param {number} i @param {Map<string, number>} noCloser see parseInline
  * @returns {{ t: 'strong' | 'em' | 'del', inner: string, end: number } | null}
  */
-function parseDelimited(s, i) {
+function parseDelimited(s, i, noCloser) {
   const c = s[i];
   let run = 1;
   while (s[i + run] === c) run += 1;
   if (c === '_' && i > 0 && WORD.test(s[i - 1])) return null;
   /** @type {Array<[number, 'strong' | 'em' | 'del']>} */
-  const tries = c === '~' ? (run === 2 ? [[2, 'del']] : []) : run >= 3 ? [[3, 'strong'], [2, 'strong'], [1, 'em']] : run === 2 ? [[2, 'strong'], [1, 'em']] : [[1, 'em']];
-  for (const [n, t] of tries) {
-    const after = s[i + n];
-    if (after === undefined || /\s/.test(after)) continue;
-    const delim = c.repeat(n);
-    for (let j = s.indexOf(delim, i + n + 1); j !== -1; j = s.indexOf(delim, j + 1)) {
-      if (s[j - 1] === '\\' || /\s/.test(s[j - 1])) continue;
-      if (c === '_' && WORD.test(s[j + n] ?? '')) continue;
-      if (n === 1 && (s[j - 1] === c || s[j + 1] === c)) continue;
-      if (n === 3) return { t, inner: s.slice(i + 2, j + 1), end: j + 3 };
-      return { t, inner: s.slice(i + n, j), end: j + n };
-    }
+  /** @type {[number, 'strong' | 'em' | 'del'] | null} */
+  const kind = c === '~' ? (run === 2 ? [2, 'del'] : null) : run >= 3 ? [3, 'strong'] : run === 2 ? [2, 'strong'] : [1, 'em'];
+  if (!kind) return null;
+  const [n, t] = kind;
+  if (run !== n) return null;
+  const after = s[i + n];
+  if (after === undefined || /\s/.test(after)) return null;
+  const delim = c.repeat(n);
+  const from = i + n + 1;
+  if (from >= (noCloser.get(delim) ?? Infinity)) return null;
+  // Whether a position closes depends on the position only, never on the opener.
+  for (let j = s.indexOf(delim, from); j !== -1; j = s.indexOf(delim, j + 1)) {
+    if (s[j - 1] === '\\' || /\s/.test(s[j - 1])) continue;
+    if (c === '_' && WORD.test(s[j + n] ?? '')) continue;
+    if (s[j - 1] === c || s[j + n] === c) continue; // part of a longer run
+    if (n === 3) return { t, inner: s.slice(i + 2, j + 1), end: j + 3 };
+    return { t, inner: s.slice(i + n, j), end: j + n };
   }
+  noCloser.set(delim, Math.min(noCloser.get(delim) ?? Infinity, from));
   return null;
 }
 
