@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # CI smoke run of the benchmark: every scenario with a handful of connections, a few seconds
-# in all; checks only that it runs and produces JSON (never speed).
+# in all, then the soak for a few seconds (bench/soak.sh --smoke); checks only that they run
+# and produce JSON (never speed or memory).
 #
 # Binaries come from $BIN_DIR: default target/release if it holds all three, else
 # target/debug (as left by `cargo test --workspace`; whichever of loadgen, gateway and
@@ -44,4 +45,16 @@ fi
 for s in s1 s2 s3 s4 s5 s6; do
   grep -q "\"$s\": {" "$latest" || { echo "smoke: scenario $s missing from $latest" >&2; exit 1; }
 done
-echo "smoke: ok ($latest)"
+# The soak, for a few seconds with a handful of sockets: it must produce its JSON (no speed or
+# memory assertions).
+soak_before=$(ls "$RESULTS_DIR"/soak-smoke-*.json 2>/dev/null | wc -l || true)
+bench/soak.sh --smoke --no-build
+soak_latest=$(ls -t "$RESULTS_DIR"/soak-smoke-*.json 2>/dev/null | head -n 1 || true)
+soak_after=$(ls "$RESULTS_DIR"/soak-smoke-*.json 2>/dev/null | wc -l || true)
+if [ -z "$soak_latest" ] || [ "$soak_after" -le "$soak_before" ]; then
+  echo "smoke: the soak produced no JSON" >&2
+  exit 1
+fi
+grep -q '"soak": {' "$soak_latest" || { echo "smoke: soak missing from $soak_latest" >&2; exit 1; }
+[ -s "${soak_latest%.json}.md" ] || { echo "smoke: soak report ${soak_latest%.json}.md missing" >&2; exit 1; }
+echo "smoke: ok ($latest, $soak_latest)"

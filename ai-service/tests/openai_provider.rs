@@ -1,14 +1,14 @@
 //! The OpenAI-compatible provider against a scripted upstream.
 //!
-//! The upstream is a bare `TcpListener` that writes raw HTTP/1.1, so each test controls the
-//! exact bytes, their framing (chunked or close-delimited) and when the connection ends, and
-//! can observe the client going away. Synchronisation is by events (requests seen, reads
-//! returning 0), never by sleeping; every wait has a generous overall bound so a bug fails a
+//! The upstream is the test kit's fake OpenAI server (`test_support::upstream`) with a
+//! byte-level script per request, so each test controls the exact bytes, their framing
+//! (chunked or close-delimited) and when the connection ends, and can observe the client
+//! going away. Synchronisation is by events (requests seen, reads returning 0), never by
+//! sleeping; every wait has a generous overall bound so a bug fails a
 //! test instead of hanging it.
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,11 +17,10 @@ use ai_service::provider::{
     GenerationRequest, Provider, ProviderError, ProviderEvent, ProviderStream, Role, Turn,
 };
 use futures_util::StreamExt;
-use serde_json::{json, Value};
+use serde_json::json;
 use shared_proto::{ErrorCode, Usage};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot};
+use test_support::upstream::{noisy, split_events, FakeOpenAi, RawConn, Reply};
+use tokio::net::TcpListener;
 use tokio::time::{timeout, Instant};
 use uuid::Uuid;
 
@@ -36,206 +35,18 @@ const OLLAMA: &[u8] = include_bytes!("fixtures/ollama.sse");
 const OLLAMA_TEXT: &str = "Sure! Here you go: ✓";
 
 // ---------------------------------------------------------------------------------------------
-// The scripted upstream.
+// The scripted upstream: the test kit's fake server, every request handed to a script.
 
-/// A request as the upstream received it.
-#[derive(Debug, Clone)]
-struct Seen {
-    method: String,
-    path: String,
-    headers: Vec<(String, String)>,
-    body: Value,
-}
-
-impl Seen {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// One accepted connection, after its request was read.
-struct Conn {
-    stream: TcpStream,
-    /// 0 for the first request the upstream received, 1 for the second, ...
-    index: usize,
-}
-
-impl Conn {
-    async fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.stream.write_all(bytes).await?;
-        self.stream.flush().await
-    }
-
-    /// Response head for a chunked SSE body.
-    async fn sse_head(&mut self) -> std::io::Result<()> {
-        self.write(
-            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n\
-              Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
-        )
-        .await
-    }
-
-    /// One chunk of a chunked body.
-    async fn chunk(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        let mut framed = format!("{:x}\r\n", bytes.len()).into_bytes();
-        framed.extend_from_slice(bytes);
-        framed.extend_from_slice(b"\r\n");
-        self.write(&framed).await
-    }
-
-    async fn end_chunked(&mut self) -> std::io::Result<()> {
-        self.write(b"0\r\n\r\n").await
-    }
-
-    /// A complete non-streaming response.
-    async fn respond(&mut self, status: &str, headers: &[(&str, &str)], body: &str) {
-        let mut head = format!(
-            "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n",
-            body.len()
-        );
-        for (name, value) in headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-        head.push_str("\r\n");
-        head.push_str(body);
-        let _ = self.write(head.as_bytes()).await;
-    }
-
-    /// Replays a transcript as a chunked body, one chunk per event.
-    async fn replay_chunked(&mut self, transcript: &[u8]) {
-        let _ = self.sse_head().await;
-        for event in split_events(transcript) {
-            let _ = self.chunk(event).await;
-        }
-        let _ = self.end_chunked().await;
-    }
-
-    /// Resolves once the client has closed the connection (a read returns 0 or fails).
-    async fn disconnected(&mut self) {
-        let mut buf = [0u8; 1024];
-        loop {
-            match self.stream.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => continue,
-            }
-        }
-    }
-}
-
-/// The events of a transcript, each with its blank line.
-fn split_events(transcript: &[u8]) -> Vec<&[u8]> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    let mut i = 0;
-    while i + 1 < transcript.len() {
-        if &transcript[i..i + 2] == b"\n\n" {
-            out.push(&transcript[start..i + 2]);
-            start = i + 2;
-            i += 2;
-        } else {
-            i += 1;
-        }
-    }
-    if start < transcript.len() {
-        out.push(&transcript[start..]);
-    }
-    out
-}
-
-struct Upstream {
-    base_url: String,
-    seen: mpsc::UnboundedReceiver<Seen>,
-}
-
-impl Upstream {
-    /// Every request received so far (call after the generation ended: the upstream records a
-    /// request before answering it).
-    fn requests(&mut self) -> Vec<Seen> {
-        let mut out = Vec::new();
-        while let Ok(seen) = self.seen.try_recv() {
-            out.push(seen);
-        }
-        out
-    }
-}
-
-/// Starts an upstream that reads one request per connection and hands the connection to
-/// `script`.
-async fn upstream<F, Fut>(script: F) -> Upstream
+/// Starts the kit's fake OpenAI server with every request answered by `script`, which gets the
+/// raw connection after the request was read and recorded.
+async fn upstream<F, Fut>(script: F) -> FakeOpenAi
 where
-    F: Fn(Conn) -> Fut + Send + Sync + 'static,
+    F: Fn(RawConn) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, seen) = mpsc::unbounded_channel();
-    let script = Arc::new(script);
-    let counter = Arc::new(AtomicUsize::new(0));
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let (tx, script, counter) = (tx.clone(), script.clone(), counter.clone());
-            tokio::spawn(async move {
-                let _ = stream.set_nodelay(true);
-                let Some(request) = read_request(&mut stream).await else {
-                    return;
-                };
-                let index = counter.fetch_add(1, Ordering::SeqCst);
-                let _ = tx.send(request);
-                script(Conn { stream, index }).await;
-            });
-        }
-    });
-    Upstream {
-        base_url: format!("http://{addr}/v1"),
-        seen,
-    }
-}
-
-/// Reads one HTTP/1.1 request with a `Content-Length` body.
-async fn read_request(stream: &mut TcpStream) -> Option<Seen> {
-    let mut buf = Vec::new();
-    let mut tmp = [0u8; 4096];
-    let head_end = loop {
-        if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break pos;
-        }
-        let n = stream.read(&mut tmp).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&tmp[..n]);
-    };
-    let head = String::from_utf8(buf[..head_end].to_vec()).ok()?;
-    let mut lines = head.split("\r\n");
-    let mut request_line = lines.next()?.split(' ');
-    let method = request_line.next()?.to_owned();
-    let path = request_line.next()?.to_owned();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
-        .collect();
-    let len: usize = headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = buf[head_end + 4..].to_vec();
-    while body.len() < len {
-        let n = stream.read(&mut tmp).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        body.extend_from_slice(&tmp[..n]);
-    }
-    Some(Seen {
-        method,
-        path,
-        headers,
-        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-    })
+    let up = FakeOpenAi::start().await;
+    up.set_default(Reply::script(script));
+    up
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -308,8 +119,8 @@ fn error_code(out: &Outcome) -> ErrorCode {
 
 #[tokio::test]
 async fn openai_transcript() {
-    let mut up = upstream(|mut c| async move { c.replay_chunked(OPENAI).await }).await;
-    let out = run(config(&up.base_url)).await;
+    let up = upstream(|mut c| async move { c.replay_chunked(OPENAI).await }).await;
+    let out = run(config(&up.base_url())).await;
     assert!(out.error.is_none(), "{out:?}");
     assert_eq!(out.text, OPENAI_TEXT);
     assert_eq!(out.tokens, 8);
@@ -328,18 +139,9 @@ async fn openai_transcript() {
 async fn llama_server_transcript_close_delimited() {
     // llama-server shape (`content: null`, usage and `timings` in the finish chunk), sent as a
     // body without length that ends when the connection closes.
-    let mut up = upstream(|mut c| async move {
-        let _ = c
-            .write(
-                b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n",
-            )
-            .await;
-        for event in split_events(LLAMA) {
-            let _ = c.write(event).await;
-        }
-    })
-    .await;
-    let out = run(config(&up.base_url)).await;
+    let up = FakeOpenAi::start().await;
+    up.set_default(Reply::transcript_close_delimited(LLAMA));
+    let out = run(config(&up.base_url())).await;
     assert!(out.error.is_none(), "{out:?}");
     assert_eq!(out.text, LLAMA_TEXT);
     assert_eq!(
@@ -356,23 +158,12 @@ async fn llama_server_transcript_close_delimited() {
 #[tokio::test]
 async fn ollama_transcript() {
     let up = upstream(|mut c| async move { c.replay_chunked(OLLAMA).await }).await;
-    let out = run(config(&up.base_url)).await;
+    let out = run(config(&up.base_url())).await;
     assert!(out.error.is_none(), "{out:?}");
     assert_eq!(out.text, OLLAMA_TEXT);
     assert_eq!(out.tokens, 6);
     assert_eq!(out.usage.len(), 1);
     assert_eq!(out.usage[0].total_tokens, 32);
-}
-
-/// The transcript with CRLF line endings, comments and blank keep-alive lines between events.
-fn noisy(transcript: &[u8]) -> Vec<u8> {
-    let mut out = b": connected\r\n\r\n\r\n".to_vec();
-    for event in split_events(transcript) {
-        let text = std::str::from_utf8(event).unwrap().replace('\n', "\r\n");
-        out.extend_from_slice(text.as_bytes());
-        out.extend_from_slice(b": keep-alive\r\n\r\n\r\n");
-    }
-    out
 }
 
 #[tokio::test]
@@ -398,7 +189,7 @@ async fn byte_by_byte_with_keepalives_and_crlf() {
             }
         })
         .await;
-        let out = run(config(&up.base_url)).await;
+        let out = run(config(&up.base_url())).await;
         assert!(out.error.is_none(), "{out:?}");
         assert_eq!(out.text, text);
         assert_eq!(out.usage.len(), 1);
@@ -415,7 +206,7 @@ async fn done_without_trailing_blank_line() {
         let _ = c.end_chunked().await;
     })
     .await;
-    let out = run(config(&up.base_url)).await;
+    let out = run(config(&up.base_url())).await;
     assert!(out.error.is_none(), "{out:?}");
     assert_eq!(out.text, OLLAMA_TEXT);
 }
@@ -432,7 +223,7 @@ async fn finish_reason_then_eof_without_done_is_complete() {
         let _ = c.end_chunked().await;
     })
     .await;
-    let out = run(config(&up.base_url)).await;
+    let out = run(config(&up.base_url())).await;
     assert!(out.error.is_none(), "{out:?}");
     assert_eq!(out.text, LLAMA_TEXT);
     assert_eq!(out.usage.len(), 1);
@@ -455,7 +246,7 @@ async fn non_streaming_json_answer_is_accepted() {
         .await;
     })
     .await;
-    let out = run(config(&up.base_url)).await;
+    let out = run(config(&up.base_url())).await;
     assert!(out.error.is_none(), "{out:?}");
     assert_eq!(out.text, "whole answer");
     assert_eq!(out.usage.len(), 1);
@@ -466,25 +257,17 @@ async fn non_streaming_json_answer_is_accepted() {
 
 #[tokio::test]
 async fn dropping_the_stream_mid_answer_disconnects_the_upstream() {
-    let (closed_tx, closed_rx) = oneshot::channel::<()>();
-    let closed_tx = Arc::new(std::sync::Mutex::new(Some(closed_tx)));
-    let up = upstream(move |mut c| {
-        let closed_tx = closed_tx.clone();
-        async move {
-            let _ = c.sse_head().await;
-            let events = split_events(OPENAI);
-            // The role delta and three tokens, then the "model" keeps thinking.
-            for e in &events[..4] {
-                let _ = c.chunk(e).await;
-            }
-            c.disconnected().await;
-            if let Some(tx) = closed_tx.lock().unwrap().take() {
-                let _ = tx.send(());
-            }
+    let up = upstream(|mut c| async move {
+        let _ = c.sse_head().await;
+        let events = split_events(OPENAI);
+        // The role delta and three tokens, then the "model" keeps thinking.
+        for e in &events[..4] {
+            let _ = c.chunk(e).await;
         }
+        c.disconnected().await;
     })
     .await;
-    let provider = OpenAiProvider::new(config(&up.base_url)).unwrap();
+    let provider = OpenAiProvider::new(config(&up.base_url())).unwrap();
     let mut stream = provider.stream(request("hi"));
     let mut text = String::new();
     for _ in 0..2 {
@@ -495,45 +278,37 @@ async fn dropping_the_stream_mid_answer_disconnects_the_upstream() {
     }
     assert_eq!(text, "Hello!");
     drop(stream);
-    timeout(BOUND, closed_rx)
+    let gone = timeout(BOUND, up.disconnected(0))
         .await
-        .expect("the upstream did not see the client disconnect")
-        .unwrap();
+        .expect("the upstream did not see the client disconnect");
+    assert!(gone.during_response);
 }
 
 #[tokio::test]
 async fn dropping_the_stream_before_the_response_disconnects_the_upstream() {
-    let (closed_tx, closed_rx) = oneshot::channel::<()>();
-    let closed_tx = Arc::new(std::sync::Mutex::new(Some(closed_tx)));
-    let mut up = upstream(move |mut c| {
-        let closed_tx = closed_tx.clone();
-        async move {
-            // Never answers: the model is still processing the prompt.
-            c.disconnected().await;
-            if let Some(tx) = closed_tx.lock().unwrap().take() {
-                let _ = tx.send(());
-            }
-        }
+    let up = upstream(|c| async move {
+        // Never answers: the model is still processing the prompt.
+        c.disconnected().await;
     })
     .await;
-    let provider = OpenAiProvider::new(config(&up.base_url)).unwrap();
+    let provider = OpenAiProvider::new(config(&up.base_url())).unwrap();
     let mut stream = provider.stream(request("hi"));
     tokio::select! {
         item = stream.next() => panic!("no answer expected, got {item:?}"),
-        seen = up.seen.recv() => assert!(seen.is_some()),
+        seen = up.request(0) => assert_eq!(seen.path, "/v1/chat/completions"),
         _ = tokio::time::sleep(BOUND) => panic!("the request never arrived"),
     }
     drop(stream);
-    timeout(BOUND, closed_rx)
+    let gone = timeout(BOUND, up.disconnected(0))
         .await
-        .expect("the upstream did not see the client disconnect")
-        .unwrap();
+        .expect("the upstream did not see the client disconnect");
+    assert!(gone.during_response);
 }
 
 #[tokio::test]
 async fn nothing_is_sent_before_the_first_poll() {
-    let mut up = upstream(|mut c| async move { c.replay_chunked(OPENAI).await }).await;
-    let provider = OpenAiProvider::new(config(&up.base_url)).unwrap();
+    let up = upstream(|mut c| async move { c.replay_chunked(OPENAI).await }).await;
+    let provider = OpenAiProvider::new(config(&up.base_url())).unwrap();
     let stream = provider.stream(request("hi"));
     drop(stream);
     // A full generation afterwards proves the upstream works, and it saw only that one.
@@ -548,13 +323,13 @@ async fn nothing_is_sent_before_the_first_poll() {
 #[tokio::test]
 async fn unauthorized_is_upstream_auth_without_retry_and_without_the_key() {
     for status in ["401 Unauthorized", "403 Forbidden"] {
-        let mut up = upstream(move |mut c| async move {
+        let up = upstream(move |mut c| async move {
             let body = r#"{"error":{"message":"Incorrect API key provided: sk-test-SECRET-1234","type":"invalid_request_error","code":"invalid_api_key"}}"#;
             c.respond(status, &[("Content-Type", "application/json")], body)
                 .await;
         })
         .await;
-        let mut cfg = config(&up.base_url);
+        let mut cfg = config(&up.base_url());
         cfg.api_key = Some("sk-test-SECRET-1234".into());
         let out = run(cfg).await;
         assert_eq!(error_code(&out), ErrorCode::UpstreamAuth, "{status}");
@@ -567,7 +342,7 @@ async fn unauthorized_is_upstream_auth_without_retry_and_without_the_key() {
 
 #[tokio::test]
 async fn rate_limited_until_retries_are_exhausted() {
-    let mut up = upstream(|mut c| async move {
+    let up = upstream(|mut c| async move {
         c.respond(
             "429 Too Many Requests",
             &[("Content-Type", "application/json")],
@@ -576,7 +351,7 @@ async fn rate_limited_until_retries_are_exhausted() {
         .await;
     })
     .await;
-    let out = run(config(&up.base_url)).await;
+    let out = run(config(&up.base_url())).await;
     assert_eq!(error_code(&out), ErrorCode::UpstreamRateLimited);
     assert!(out.error.unwrap().message.contains("Rate limit reached"));
     assert_eq!(up.requests().len(), 3, "1 attempt + max_retries (2)");
@@ -584,7 +359,7 @@ async fn rate_limited_until_retries_are_exhausted() {
 
 #[tokio::test]
 async fn rate_limited_with_retry_after_then_success() {
-    let mut up = upstream(|mut c| async move {
+    let up = upstream(|mut c| async move {
         if c.index == 0 {
             c.respond(
                 "429 Too Many Requests",
@@ -598,7 +373,7 @@ async fn rate_limited_with_retry_after_then_success() {
     })
     .await;
     let started = Instant::now();
-    let out = run(config(&up.base_url)).await;
+    let out = run(config(&up.base_url())).await;
     assert!(out.error.is_none(), "{out:?}");
     assert_eq!(out.text, OPENAI_TEXT);
     assert!(
@@ -611,7 +386,7 @@ async fn rate_limited_with_retry_after_then_success() {
 
 #[tokio::test]
 async fn server_error_then_success_on_retry() {
-    let mut up = upstream(|mut c| async move {
+    let up = upstream(|mut c| async move {
         if c.index == 0 {
             c.respond("500 Internal Server Error", &[], "oops").await;
         } else {
@@ -619,7 +394,7 @@ async fn server_error_then_success_on_retry() {
         }
     })
     .await;
-    let out = run(config(&up.base_url)).await;
+    let out = run(config(&up.base_url())).await;
     assert!(out.error.is_none(), "{out:?}");
     assert_eq!(out.text, OPENAI_TEXT);
     assert_eq!(up.requests().len(), 2);
@@ -627,12 +402,12 @@ async fn server_error_then_success_on_retry() {
 
 #[tokio::test]
 async fn server_error_until_retries_are_exhausted() {
-    let mut up = upstream(|mut c| async move {
+    let up = upstream(|mut c| async move {
         c.respond("503 Service Unavailable", &[], "Loading model")
             .await;
     })
     .await;
-    let out = run(config(&up.base_url)).await;
+    let out = run(config(&up.base_url())).await;
     assert_eq!(error_code(&out), ErrorCode::UpstreamError);
     assert!(out.error.unwrap().message.contains("Loading model"));
     assert_eq!(up.requests().len(), 3);
@@ -640,7 +415,7 @@ async fn server_error_until_retries_are_exhausted() {
 
 #[tokio::test]
 async fn other_client_errors_carry_the_upstream_message_without_retry() {
-    let mut up = upstream(|mut c| async move {
+    let up = upstream(|mut c| async move {
         let long = "x".repeat(5000);
         let body = json!({"error": {"message": format!("model 'test-model' not found {long}")}});
         c.respond(
@@ -651,7 +426,7 @@ async fn other_client_errors_carry_the_upstream_message_without_retry() {
         .await;
     })
     .await;
-    let out = run(config(&up.base_url)).await;
+    let out = run(config(&up.base_url())).await;
     assert_eq!(error_code(&out), ErrorCode::UpstreamError);
     let message = out.error.unwrap().message;
     assert!(
@@ -684,7 +459,7 @@ async fn connection_refused_is_upstream_error() {
 
 #[tokio::test]
 async fn connection_dropped_mid_answer_keeps_the_tokens() {
-    let mut up = upstream(|mut c| async move {
+    let up = upstream(|mut c| async move {
         let _ = c.sse_head().await;
         for e in &split_events(OPENAI)[..4] {
             let _ = c.chunk(e).await;
@@ -692,7 +467,7 @@ async fn connection_dropped_mid_answer_keeps_the_tokens() {
         // Closing without the last chunk: the body is cut off.
     })
     .await;
-    let out = run(config(&up.base_url)).await;
+    let out = run(config(&up.base_url())).await;
     assert_eq!(out.text, "Hello! Grüße");
     assert_eq!(error_code(&out), ErrorCode::UpstreamError);
     assert_eq!(up.requests().len(), 1, "no retry once tokens were yielded");
@@ -701,24 +476,20 @@ async fn connection_dropped_mid_answer_keeps_the_tokens() {
 #[tokio::test]
 async fn close_delimited_body_ending_mid_answer_is_an_error() {
     let up = upstream(|mut c| async move {
-        let _ = c
-            .write(
-                b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n",
-            )
-            .await;
+        let _ = c.close_delimited_head().await;
         for e in &split_events(LLAMA)[..3] {
             let _ = c.write(e).await;
         }
     })
     .await;
-    let out = run(config(&up.base_url)).await;
+    let out = run(config(&up.base_url())).await;
     assert_eq!(out.text, "The answer");
     assert_eq!(error_code(&out), ErrorCode::UpstreamError);
 }
 
 #[tokio::test]
 async fn body_ending_before_any_token_is_retried() {
-    let mut up = upstream(|mut c| async move {
+    let up = upstream(|mut c| async move {
         if c.index == 0 {
             let _ = c.sse_head().await;
             let _ = c.chunk(split_events(OPENAI)[0]).await; // role delta only
@@ -727,7 +498,7 @@ async fn body_ending_before_any_token_is_retried() {
         }
     })
     .await;
-    let out = run(config(&up.base_url)).await;
+    let out = run(config(&up.base_url())).await;
     assert!(out.error.is_none(), "{out:?}");
     assert_eq!(out.text, OPENAI_TEXT);
     assert_eq!(up.requests().len(), 2);
@@ -746,7 +517,7 @@ async fn error_object_inside_the_stream() {
         c.disconnected().await;
     })
     .await;
-    let out = run(config(&up.base_url)).await;
+    let out = run(config(&up.base_url())).await;
     assert_eq!(out.text, "Sure!");
     assert_eq!(error_code(&out), ErrorCode::UpstreamError);
     assert!(out.error.unwrap().message.contains("CUDA out of memory"));
@@ -762,7 +533,7 @@ async fn no_first_token_in_time() {
         c.disconnected().await;
     })
     .await;
-    let mut cfg = config(&up.base_url);
+    let mut cfg = config(&up.base_url());
     cfg.first_token_timeout = Duration::from_millis(300);
     let started = Instant::now();
     let out = run(cfg).await;
@@ -773,8 +544,11 @@ async fn no_first_token_in_time() {
 
 #[tokio::test]
 async fn no_response_headers_in_time() {
-    let up = upstream(|mut c| async move { c.disconnected().await }).await;
-    let mut cfg = config(&up.base_url);
+    let up = upstream(|c| async move {
+        c.disconnected().await;
+    })
+    .await;
+    let mut cfg = config(&up.base_url());
     cfg.first_token_timeout = Duration::from_millis(300);
     let out = run(cfg).await;
     assert_eq!(error_code(&out), ErrorCode::UpstreamTimeout);
@@ -798,7 +572,7 @@ async fn idle_after_first_token() {
         }
     })
     .await;
-    let mut cfg = config(&up.base_url);
+    let mut cfg = config(&up.base_url());
     cfg.idle_timeout = Duration::from_millis(500);
     let started = Instant::now();
     let out = run(cfg).await;
@@ -812,8 +586,8 @@ async fn idle_after_first_token() {
 
 #[tokio::test]
 async fn request_body_has_system_prompt_and_history_in_order() {
-    let mut up = upstream(|mut c| async move { c.replay_chunked(OPENAI).await }).await;
-    let mut cfg = config(&up.base_url);
+    let up = upstream(|mut c| async move { c.replay_chunked(OPENAI).await }).await;
+    let mut cfg = config(&up.base_url());
     cfg.system_prompt = Some("You are terse.".into());
     cfg.max_tokens = Some(128);
     cfg.temperature = Some(0.5);
@@ -864,9 +638,9 @@ async fn request_body_has_system_prompt_and_history_in_order() {
 
 #[tokio::test]
 async fn authorization_header_only_with_an_api_key() {
-    let mut up = upstream(|mut c| async move { c.replay_chunked(OPENAI).await }).await;
+    let up = upstream(|mut c| async move { c.replay_chunked(OPENAI).await }).await;
 
-    let out = run(config(&up.base_url)).await;
+    let out = run(config(&up.base_url())).await;
     assert!(out.error.is_none(), "{out:?}");
     let without = up.requests();
     assert_eq!(without.len(), 1);
@@ -876,48 +650,26 @@ async fn authorization_header_only_with_an_api_key() {
     assert_eq!(without[0].body.get("temperature"), None);
     assert_eq!(without[0].body["messages"].as_array().unwrap().len(), 1);
 
-    let mut cfg = config(&up.base_url);
+    let mut cfg = config(&up.base_url());
     cfg.api_key = Some("sk-test-key".into());
     let out = run(cfg).await;
     assert!(out.error.is_none(), "{out:?}");
-    let with = up.requests();
+    let all = up.requests();
+    let with = &all[without.len()..];
     assert_eq!(with.len(), 1);
     assert_eq!(with[0].header("authorization"), Some("Bearer sk-test-key"));
 }
 
 #[tokio::test]
 async fn connections_are_reused_between_generations() {
-    // A keep-alive upstream that serves any number of requests per connection.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let counter = accepted.clone();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            counter.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                while read_request(&mut stream).await.is_some() {
-                    let mut out = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\
-                                    Transfer-Encoding: chunked\r\n\r\n"
-                        .to_vec();
-                    for e in split_events(OLLAMA) {
-                        out.extend_from_slice(format!("{:x}\r\n", e.len()).as_bytes());
-                        out.extend_from_slice(e);
-                        out.extend_from_slice(b"\r\n");
-                    }
-                    out.extend_from_slice(b"0\r\n\r\n");
-                    if stream.write_all(&out).await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    let provider = OpenAiProvider::new(config(&format!("http://{addr}/v1"))).unwrap();
+    // The kit's server keeps a connection alive after a complete chunked transcript.
+    let up = FakeOpenAi::start().await;
+    up.set_default(Reply::transcript(OLLAMA));
+    let provider = OpenAiProvider::new(config(&up.base_url())).unwrap();
     for _ in 0..3 {
         let out = collect(provider.stream(request("hi"))).await;
         assert!(out.error.is_none(), "{out:?}");
         assert_eq!(out.text, OLLAMA_TEXT);
     }
-    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    assert_eq!(up.connections(), 1);
 }

@@ -90,6 +90,11 @@ pub struct Config {
     #[arg(long, env = "MAX_GENERATIONS_PER_SESSION", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..).map(|n| n as usize))]
     pub max_generations_per_session: usize,
 
+    /// Most sockets one session may have open on this gateway (tabs, devices); beyond it, the
+    /// oldest is closed with 4001 "session replaced".
+    #[arg(long, env = "MAX_SOCKETS_PER_SESSION", default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..).map(|n| n as usize))]
+    pub max_sockets_per_session: usize,
+
     /// Most WebSocket connections this gateway holds (503 at the handshake above it).
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..).map(|n| n as usize))]
     pub max_connections: usize,

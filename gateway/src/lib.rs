@@ -9,6 +9,7 @@
 //! - [`security`]: JWTs, origins, resume tokens, connection and rate limits;
 //! - [`ai_client`]: the ai-service HTTP client; [`readiness`]: `/readyz` by a pub/sub round
 //!   trip; [`telemetry`]: the metric series; [`web_client`]: the reference page;
+//! - [`starts`]: a session's chats in flight, which a cancel behind them waits for;
 //! - [`config`]: settings; [`state`]: what every handler shares; [`tasks`]: every task the
 //!   gateway starts; [`server`]: wiring and shutdown.
 
@@ -20,6 +21,7 @@ pub mod security;
 pub mod server;
 pub mod sink;
 pub mod socket;
+pub mod starts;
 pub mod state;
 pub mod tasks;
 pub mod telemetry;

@@ -1,13 +1,17 @@
 //! `loadgen`: a load generator and benchmark driver for the streamline stack.
 //!
-//! `loadgen run` speaks protocol v1 over many WebSocket connections (small tungstenite buffers,
-//! connections spread over loopback source addresses), runs the scenarios S1–S6 and writes one
-//! JSON document. `loadgen report` turns such a document into `BENCHMARKS.md`.
+//! `loadgen run` speaks protocol v1 over many WebSocket connections (the test kit's client
+//! with small tungstenite buffers, connections spread over loopback source addresses), runs
+//! the scenarios S1–S6 (and, when asked, the soak) and writes one JSON document.
+//! `loadgen report` turns such a document into `BENCHMARKS.md`; `loadgen soak-report` renders
+//! a soak's section alone.
 
+mod growth;
 mod procs;
+mod redis_info;
 mod report;
 mod scenarios;
-mod ws;
+mod soak_report;
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicUsize;
@@ -18,7 +22,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::{json, Value};
 
 use crate::procs::Watched;
-use crate::scenarios::{Ctx, WaveSpec, S1, S3, S4, S5, S6};
+use test_support::client::{Buffers, Dialer, Nagle, SourceAddress};
+
+use crate::scenarios::{Ctx, Soak, WaveSpec, S1, S3, S4, S5, S6};
 
 #[derive(Parser)]
 #[command(name = "loadgen", version, about)]
@@ -34,6 +40,9 @@ enum Cmd {
     Run(RunArgs),
     /// Render BENCHMARKS.md from a results JSON file.
     Report(ReportArgs),
+    /// Render the soak's Markdown section (to paste into BENCHMARKS.md) from a results JSON
+    /// file that holds a soak.
+    SoakReport(SoakReportArgs),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum, Debug)]
@@ -44,6 +53,8 @@ enum Scenario {
     S4,
     S5,
     S6,
+    /// Memory soak (issue 20); never part of the default list.
+    Soak,
 }
 
 #[derive(clap::Args)]
@@ -62,8 +73,8 @@ struct RunArgs {
     redis_port: Option<u16>,
     #[arg(long, default_value = "redis-benchmark")]
     redis_benchmark: String,
-    /// Scenarios to run (repeatable or comma-separated); default: all, in the order S1, S5,
-    /// S2, S6, S4, S3 (quietest first, saturation last).
+    /// Scenarios to run (repeatable or comma-separated); default: S1–S6, in the order S1, S5,
+    /// S2, S6, S4, S3 (quietest first, saturation last). `soak` runs only when named.
     #[arg(long = "scenario", value_delimiter = ',')]
     scenarios: Vec<Scenario>,
     /// A handful of connections, every scenario, a few seconds in all (for CI).
@@ -167,6 +178,92 @@ struct RunArgs {
     /// S6 control experiment: the client with the long fast chat reads everything.
     #[arg(long)]
     s6_control_reader: bool,
+
+    /// Soak: sockets, each chatting back to back.
+    #[arg(long, default_value_t = 200)]
+    soak_sockets: usize,
+    /// Soak: how long it runs (`90s`, `30m`, `2h`).
+    #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
+    soak_duration: Duration,
+    /// Soak: time between two samples of RSS and Redis memory.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    soak_sample_every: Duration,
+    /// Soak: samples before this are left out of the growth; default: the shorter of 20 % of
+    /// --soak-duration and 2 minutes.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    soak_warmup: Option<Duration>,
+    /// Soak: the prompt of every chat (short answers keep the chat count high); `\n` is a line
+    /// break.
+    #[arg(long, default_value = "!demo tokens=20 rate=200\\nsoak")]
+    soak_prompt: String,
+    /// Soak: every N-th chat (over all sockets) is cancelled after its first chunk; 0: none.
+    #[arg(long, default_value_t = 3)]
+    soak_cancel_every: u64,
+    /// Soak: the ai-service's STREAM_TTL, recorded in the results next to the Redis verdict
+    /// (loadgen cannot read it; bench/soak.sh passes it).
+    #[arg(long)]
+    soak_stream_ttl: Option<String>,
+}
+
+/// A flag value clap accepted but a scenario cannot use.
+#[derive(Debug, thiserror::Error)]
+enum ArgError {
+    #[error("--soak-sockets must be at least 1")]
+    SoakSockets,
+    #[error("--soak-duration and --soak-sample-every must be longer than 0")]
+    SoakTimes,
+}
+
+impl RunArgs {
+    fn validate(&self) -> Result<(), ArgError> {
+        if self.soak_sockets == 0 {
+            return Err(ArgError::SoakSockets);
+        }
+        if self.soak_duration.is_zero() || self.soak_sample_every.is_zero() {
+            return Err(ArgError::SoakTimes);
+        }
+        Ok(())
+    }
+
+    /// The soak's parameters (`\n` in the prompt given on a command line is a line break).
+    fn soak(&self) -> Soak {
+        let warmup = |d: Duration| {
+            self.soak_warmup
+                .unwrap_or_else(|| d.mul_f64(0.2).min(Duration::from_secs(120)))
+        };
+        let prompt = self.soak_prompt.replace("\\n", "\n");
+        if self.smoke {
+            Soak {
+                sockets: 5,
+                duration: Duration::from_secs(3),
+                sample_every: Duration::from_millis(500),
+                warmup: Duration::from_secs(1),
+                prompt,
+                cancel_every: self.soak_cancel_every,
+                stream_ttl: self.soak_stream_ttl.clone(),
+            }
+        } else {
+            Soak {
+                sockets: self.soak_sockets,
+                duration: self.soak_duration,
+                sample_every: self.soak_sample_every,
+                warmup: warmup(self.soak_duration),
+                prompt,
+                cancel_every: self.soak_cancel_every,
+                stream_ttl: self.soak_stream_ttl.clone(),
+            }
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct SoakReportArgs {
+    /// Results JSON written by `loadgen run --scenario soak`.
+    #[arg(long)]
+    input: PathBuf,
+    /// Markdown file to write (the section alone).
+    #[arg(long)]
+    output: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -197,7 +294,18 @@ fn main() -> std::process::ExitCode {
                 std::process::ExitCode::from(1)
             }
         },
+        Cmd::SoakReport(a) => match soak_report::write(&a.input, &a.output) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("loadgen soak-report: {e}");
+                std::process::ExitCode::from(1)
+            }
+        },
         Cmd::Run(a) => {
+            if let Err(e) = a.validate() {
+                eprintln!("loadgen: {e}");
+                return std::process::ExitCode::from(2);
+            }
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(a.threads.max(1))
                 .enable_all()
@@ -257,8 +365,15 @@ fn fd_limit() -> Option<String> {
 }
 
 async fn run(a: RunArgs) -> Result<(), String> {
-    let mut target = ws::Target::parse(&a.gateway_url, a.conns_per_source_ip, a.read_buffer)?;
-    target.token = a.token.clone();
+    let mut dialer = Dialer::new(&a.gateway_url).map_err(|e| e.to_string())?;
+    dialer.token = a.token.clone();
+    dialer.buffers = Buffers::Small {
+        read_buffer: a.read_buffer,
+    };
+    dialer.source = SourceAddress::SpreadOverLoopback {
+        per_address: a.conns_per_source_ip.max(1),
+    };
+    dialer.nagle = Nagle::Off;
     let mut procs: Vec<Watched> = a
         .pids
         .iter()
@@ -273,7 +388,7 @@ async fn run(a: RunArgs) -> Result<(), String> {
     });
     let gateway_pid = procs.iter().find(|p| p.name == "gateway").map(|p| p.pid);
     let ctx = Arc::new(Ctx {
-        target,
+        dialer,
         ai_url: a.ai_url.trim_end_matches('/').to_string(),
         procs,
         gateway_pid,
@@ -437,6 +552,7 @@ async fn run(a: RunArgs) -> Result<(), String> {
                 };
                 scenarios::s6_slow(ctx.clone(), p).await
             }
+            Scenario::Soak => scenarios::soak(ctx.clone(), a.soak()).await,
         };
         v["elapsed_s"] = json!(procs::round3(t.elapsed().as_secs_f64()));
         v["loadavg_at_start"] = json!(load);

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-fn num(v: &Value) -> String {
+pub(crate) fn num(v: &Value) -> String {
     match v {
         Value::Null => "–".into(),
         Value::Number(n) => {
@@ -37,7 +37,7 @@ fn raw(v: &Value) -> String {
     }
 }
 
-fn group(i: u64) -> String {
+pub(crate) fn group(i: u64) -> String {
     let s = i.to_string();
     let mut out = String::new();
     for (n, c) in s.chars().enumerate() {
@@ -49,7 +49,7 @@ fn group(i: u64) -> String {
     out
 }
 
-fn verdict(ok: Option<bool>) -> &'static str {
+pub(crate) fn verdict(ok: Option<bool>) -> &'static str {
     match ok {
         Some(true) => "✅ met",
         Some(false) => "❌ missed",
@@ -86,20 +86,20 @@ fn utc(secs: u64) -> String {
     )
 }
 
-struct Table(String);
+pub(crate) struct Table(pub(crate) String);
 
 impl Table {
-    fn new() -> Table {
+    pub(crate) fn new() -> Table {
         Table("| metric | measured | target | verdict |\n|---|---|---|---|\n".into())
     }
-    fn row(&mut self, metric: &str, measured: String, target: &str, ok: Option<bool>) {
+    pub(crate) fn row(&mut self, metric: &str, measured: String, target: &str, ok: Option<bool>) {
         let _ = writeln!(
             self.0,
             "| {metric} | {measured} | {target} | {}",
             verdict(ok).to_string() + " |"
         );
     }
-    fn info(&mut self, metric: &str, measured: String) {
+    pub(crate) fn info(&mut self, metric: &str, measured: String) {
         let _ = writeln!(self.0, "| {metric} | {measured} | | |");
     }
 }
@@ -587,6 +587,10 @@ pub fn render(doc: &Value, source: &str) -> String {
             raw(&s6["params"]["slow_chat_tokens"]),
             t.0
         );
+    }
+    if !s["soak"].is_null() {
+        md.push('\n');
+        md.push_str(&crate::soak_report::section(&s["soak"]));
     }
     md
 }

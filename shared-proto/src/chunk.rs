@@ -3,17 +3,24 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{ErrorBody, FinalStatus, ServerFrame, Usage};
+use crate::{DeltaKind, ErrorBody, FinalStatus, ServerFrame, Usage};
 
 /// Version of the [`StreamChunk`] encoding (field `v`).
 pub const STREAM_CHUNK_VERSION: u32 = 1;
 
-/// Whether a chunk carries text or ends the message.
+/// What an entry carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChunkKind {
+    /// Answer text.
     Delta,
+    /// The model's reasoning: in the log and delivered like text, never part of the answer.
+    Reasoning,
+    /// The end of the message.
     Done,
+    /// "This message was created" (`text` = the user's content): published on the session's
+    /// channel so that every socket of the session learns of it; never in the log.
+    Start,
 }
 
 /// One entry of a message's log.
@@ -82,16 +89,39 @@ impl StreamChunk {
         }
     }
 
-    /// Position of this entry in the message's log (0-based).
+    /// Reasoning from the model (the same as [`StreamChunk::delta`] but for its kind).
+    pub fn reasoning(session_id: Uuid, message_id: Uuid, seq: u64, text: String, ts: u64) -> Self {
+        StreamChunk {
+            kind: ChunkKind::Reasoning,
+            ..StreamChunk::delta(session_id, message_id, seq, text, ts)
+        }
+    }
+
+    /// The announcement that a message was created, with the user's `content`.
+    pub fn start(session_id: Uuid, message_id: Uuid, content: String, ts: u64) -> Self {
+        StreamChunk {
+            kind: ChunkKind::Start,
+            ..StreamChunk::delta(session_id, message_id, 0, content, ts)
+        }
+    }
+
+    /// Position of this entry in the message's log (0-based). A start has none (it is never
+    /// in the log): `u64::MAX`.
     pub fn log_index(&self) -> u64 {
         match self.kind {
-            ChunkKind::Delta => self.seq.saturating_sub(1),
+            ChunkKind::Delta | ChunkKind::Reasoning => self.seq.saturating_sub(1),
             ChunkKind::Done => self.seq,
+            ChunkKind::Start => u64::MAX,
         }
     }
 
     pub fn is_terminal(&self) -> bool {
         self.kind == ChunkKind::Done
+    }
+
+    /// Whether this entry is answer text (part of the answer and of the history).
+    pub fn is_text(&self) -> bool {
+        self.kind == ChunkKind::Delta
     }
 
     pub fn to_json(&self) -> String {
@@ -102,11 +132,20 @@ impl StreamChunk {
     /// delivered chunk, and the text moves into the frame instead of being copied.
     pub fn into_frame(self) -> ServerFrame {
         match self.kind {
-            ChunkKind::Delta => ServerFrame::Chunk {
+            ChunkKind::Delta | ChunkKind::Reasoning => ServerFrame::Chunk {
                 message_id: self.message_id,
                 seq: self.seq,
                 delta: self.text,
+                kind: if self.kind == ChunkKind::Reasoning {
+                    DeltaKind::Reasoning
+                } else {
+                    DeltaKind::Text
+                },
                 ts: Some(self.ts),
+            },
+            ChunkKind::Start => ServerFrame::Started {
+                message_id: self.message_id,
+                content: self.text,
             },
             ChunkKind::Done => ServerFrame::Done {
                 message_id: self.message_id,

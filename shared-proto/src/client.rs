@@ -24,6 +24,9 @@ pub enum ClientFrame {
     Resume { message_id: Uuid, after_seq: u64 },
     /// Keep-alive; answered with `heartbeat_ack`.
     Heartbeat {},
+    /// Asks for the session's messages (user turns, answers, the ones running); answered with
+    /// `conversation`.
+    Conversation {},
 }
 
 /// Why a text frame is not a valid [`ClientFrame`]; maps to a stable [`ErrorCode`].
@@ -40,7 +43,7 @@ struct Envelope<'a> {
     kind: Option<std::borrow::Cow<'a, str>>,
 }
 
-const KNOWN_TYPES: [&str; 4] = ["chat", "cancel", "resume", "heartbeat"];
+const KNOWN_TYPES: [&str; 5] = ["chat", "cancel", "resume", "heartbeat", "conversation"];
 
 impl ClientFrame {
     /// Parses one text frame, classifying failures so the client gets a precise code.
@@ -68,7 +71,7 @@ impl ClientFrame {
             return Err(FrameError {
                 code: ErrorCode::UnknownType,
                 message: format!(
-                    "unknown type `{shown}`; expected one of chat, cancel, resume, heartbeat"
+                    "unknown type `{shown}`; expected one of chat, cancel, resume, heartbeat, conversation"
                 ),
             });
         }
@@ -95,6 +98,7 @@ impl ClientFrame {
             ClientFrame::Cancel { .. } => "cancel",
             ClientFrame::Resume { .. } => "resume",
             ClientFrame::Heartbeat {} => "heartbeat",
+            ClientFrame::Conversation {} => "conversation",
         }
     }
 }

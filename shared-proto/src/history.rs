@@ -26,6 +26,9 @@ pub struct Turn {
 pub struct StoredTurn {
     pub role: Role,
     pub content: String,
+    /// The message the turn belongs to (its user turn and its answer share it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<uuid::Uuid>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<FinalStatus>,
 }

@@ -22,7 +22,7 @@ pub use client::{ClientFrame, FrameError};
 pub use close_code::CloseCode;
 pub use error_code::{ErrorBody, ErrorCode};
 pub use history::{Role, StoredTurn, Turn};
-pub use server::{ActiveMessage, ServerFrame, Usage};
+pub use server::{ActiveMessage, ConversationMessage, DeltaKind, ServerFrame, Usage};
 pub use state::{CancelStatus, FinalStatus, MessageState};
 
 /// Version of the browser protocol, sent in `welcome.protocol`.

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{CancelStatus, ErrorBody, ErrorCode, FinalStatus};
+use crate::{CancelStatus, ErrorBody, ErrorCode, FinalStatus, MessageState};
 
 /// Token counts reported by an upstream model server, passed through in `done`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,6 +20,42 @@ pub struct Usage {
 pub struct ActiveMessage {
     pub message_id: Uuid,
     pub last_seq: u64,
+}
+
+/// What a `chunk`'s delta is: answer text (the default, omitted on the wire, so clients that
+/// know no kinds keep working) or the model's reasoning (`"kind":"reasoning"`), which is shown
+/// apart and is not part of the answer (nor of the history the model sees).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+pub enum DeltaKind {
+    #[default]
+    Text,
+    Reasoning,
+}
+
+impl DeltaKind {
+    pub fn is_text(&self) -> bool {
+        *self == DeltaKind::Text
+    }
+}
+
+/// One message of a session as `conversation` lists it: the user's turn and its answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+pub struct ConversationMessage {
+    pub message_id: Uuid,
+    /// What the user sent.
+    pub content: String,
+    /// `queued`/`streaming` for an answer that runs (resume it from `last_seq`), else its end.
+    pub state: MessageState,
+    /// The answer's text so far (reasoning not included).
+    pub text: String,
+    /// The last seq of the answer's log (running answers: resume after it).
+    pub last_seq: u64,
+    /// How it ended, once it has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<FinalStatus>,
 }
 
 /// A gateway → client frame.
@@ -44,6 +80,9 @@ pub enum ServerFrame {
         message_id: Uuid,
         seq: u64,
         delta: String,
+        /// Text (omitted) or reasoning.
+        #[serde(default, skip_serializing_if = "DeltaKind::is_text")]
+        kind: DeltaKind,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ts: Option<u64>,
     },
@@ -64,6 +103,11 @@ pub enum ServerFrame {
     },
     /// The answer to a `heartbeat`.
     HeartbeatAck {},
+    /// A message of this session was started by another socket (another tab or device); this
+    /// connection follows it from now on (its chunks and `done` follow).
+    Started { message_id: Uuid, content: String },
+    /// The answer to `conversation`: the session's messages, oldest first.
+    Conversation { messages: Vec<ConversationMessage> },
     /// Something the client sent could not be served; the connection stays open.
     Error {
         code: ErrorCode,
@@ -93,7 +137,7 @@ impl ServerFrame {
     }
 
     /// Every frame `type`, in the order of [`ServerFrame::kind_index`].
-    pub const KINDS: [&'static str; 7] = [
+    pub const KINDS: [&'static str; 9] = [
         "welcome",
         "ack",
         "chunk",
@@ -101,6 +145,8 @@ impl ServerFrame {
         "cancel_ack",
         "heartbeat_ack",
         "error",
+        "started",
+        "conversation",
     ];
 
     /// The frame's `type`, for logs and metrics.
@@ -118,6 +164,8 @@ impl ServerFrame {
             ServerFrame::CancelAck { .. } => 4,
             ServerFrame::HeartbeatAck {} => 5,
             ServerFrame::Error { .. } => 6,
+            ServerFrame::Started { .. } => 7,
+            ServerFrame::Conversation { .. } => 8,
         }
     }
 }

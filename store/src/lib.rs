@@ -20,6 +20,7 @@
 //! transition (the nudges); they never compose store calls themselves.
 
 mod backend;
+pub mod conversation;
 mod error;
 mod feed;
 pub mod keys;
@@ -229,7 +230,7 @@ impl LogRead {
     pub fn text(&self) -> String {
         self.entries
             .iter()
-            .filter(|c| !c.is_terminal())
+            .filter(|c| c.is_text())
             .map(|c| c.text.as_str())
             .collect()
     }
@@ -284,6 +285,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// The session's messages that have not finished.
     async fn active(&self, session_id: Uuid) -> Result<Vec<ActiveMessage>, StoreError>;
+
+    /// The session's conversation as a client redraws it (see [`conversation`]): the finished
+    /// messages of its history (bounded like the history), then the running ones with their
+    /// text so far (at most [`HISTORY_ANSWER_MAX_BYTES`] each).
+    async fn conversation(
+        &self,
+        session_id: Uuid,
+    ) -> Result<Vec<shared_proto::ConversationMessage>, StoreError>;
 
     /// Tells replica `owner` to stop generating `msg` now (best effort: the producer also
     /// learns it from its next append).

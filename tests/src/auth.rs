@@ -52,10 +52,7 @@ pub fn with_token(url: &str, jwt: &str) -> String {
 
 /// `url` with the default client's token, unless it carries a `token` already.
 pub fn with_default_token(url: &str) -> String {
-    let has_token = url
-        .split_once('?')
-        .is_some_and(|(_, q)| q.split('&').any(|kv| kv.starts_with("token=")));
-    if has_token {
+    if test_support::client::has_token(url) {
         url.to_string()
     } else {
         with_token(url, &test_jwt(TEST_SUB))

@@ -1,6 +1,7 @@
 //! Harness for the end-to-end suites: real `redis-server` processes on free ports, the real
 //! `ai-service` and `gateway` binaries (or the root `streamline` binary in embedded mode, see
-//! [`Backend`]), real WebSocket clients over real sockets.
+//! [`Backend`]), real WebSocket clients over real sockets. The client and the fake OpenAI server are the test
+//! kit's (`test-support`), re-exported here as [`client`] and [`upstream`].
 //!
 //! Every process is killed when its handle drops, so a failing test leaves nothing behind.
 //! Waiting is always for an event (a port answering, a frame arriving) under a generous
@@ -22,6 +23,4 @@ pub use process::{
     free_port, ClientCerts, Proc, RedisCluster, RedisSentinels, RedisServer, ServerCert, TestPki,
 };
 pub use stack::{AiApi, AiService, Gateway, Stack};
-
-/// A deadline for anything a test waits for; generous, because CI machines are slow and busy.
-pub const PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+pub use test_support::PATIENCE;

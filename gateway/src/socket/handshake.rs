@@ -186,9 +186,13 @@ pub async fn ws_route(
         sink: sink.clone(),
         streams: streams.clone(),
     };
-    if let Some(old) = state.hub.register(session_id, connection) {
-        // The same session connected again (a reconnect that beat the old socket's timeout).
-        old.sink.close(CloseCode::SessionReplaced);
+    let registered =
+        state
+            .hub
+            .register(session_id, connection, state.config.max_sockets_per_session);
+    if let Some(oldest) = registered.evicted {
+        // More sockets of the session than MAX_SOCKETS_PER_SESSION: the oldest makes room.
+        oldest.sink.close(CloseCode::SessionReplaced);
     }
     let inherited: HashSet<Uuid> = admitted.active.iter().map(|a| a.message_id).collect();
     sink.send(&ServerFrame::Welcome {
@@ -207,6 +211,7 @@ pub async fn ws_route(
         inherited,
         verdict,
         guard: admitted.guard,
+        starts: registered.starts,
     };
     let tasks = state.tasks.clone();
     tasks.spawn_local(read_loop::run(state.into_inner(), conn, messages).instrument(span));

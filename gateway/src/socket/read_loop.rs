@@ -19,9 +19,11 @@ use uuid::Uuid;
 
 use super::cmd::Commands;
 use super::frame_guard::{Verdict, VerdictCell};
+use crate::delivery::hub::Left;
 use crate::delivery::streams::Streams;
 use crate::security::conn_limits::ConnGuard;
 use crate::sink::Sink;
+use crate::starts::Starts;
 use crate::state::AppState;
 
 /// What the read loop of one connection owns.
@@ -36,6 +38,8 @@ pub struct Conn {
     pub verdict: VerdictCell,
     /// The connection's slot under MAX_CONNECTIONS(_PER_IP); released when the loop ends.
     pub guard: ConnGuard,
+    /// The session's chats in flight (shared by its sockets here).
+    pub starts: Starts,
 }
 
 /// Keeps `gateway_send_queue_bytes` (the sum over connections) up to date from samples.
@@ -68,10 +72,18 @@ pub async fn run(state: Arc<AppState>, conn: Conn, messages: AggregatedMessageSt
         inherited,
         verdict,
         guard,
+        starts,
     } = conn;
     tracing::debug!("connected");
     metrics::gauge!("gateway_connections").increment(1.0);
-    let commands = Commands::new(state.clone(), session_id, sink.clone(), streams, inherited);
+    let commands = Commands::new(
+        state.clone(),
+        session_id,
+        sink.clone(),
+        streams,
+        inherited,
+        starts,
+    );
     let mut gauge = QueueGauge { last: 0 };
     read(&state, &commands, &sink, &verdict, &mut gauge, messages).await;
     // Every way out of the loop ends the writer: without a close queued (peer gone, stream
@@ -164,9 +176,9 @@ fn close_code(e: &ProtocolError, verdict: Verdict) -> Option<CloseCode> {
     }
 }
 
-/// Leaves the hub and, if this was the session's last connection here, its subscription.
+/// Leaves the hub and, if this was the session's last socket here, its subscription.
 async fn leave(state: &AppState, session_id: Uuid, conn_id: u64) {
-    if !state.hub.unregister(session_id, conn_id) {
+    if state.hub.unregister(session_id, conn_id) != Left::LastOfSession {
         return;
     }
     if let Err(e) = state.feed.unsubscribe_session(session_id).await {

@@ -24,7 +24,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use shared_proto::{
-    ActiveMessage, CancelStatus, FinalStatus, MessageState, Role, StoredTurn, StreamChunk, Turn,
+    ActiveMessage, CancelStatus, ConversationMessage, FinalStatus, MessageState, Role, StoredTurn,
+    StreamChunk, Turn,
 };
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -358,24 +359,26 @@ impl Inner {
         let turns = (cfg.history_turns > 0).then(|| {
             // Whole entries until at least HISTORY_ANSWER_MAX_BYTES, as finish.lua does.
             let mut answer = String::new();
-            for c in m.log.iter().filter(|c| !c.is_terminal()) {
+            for c in m.log.iter().filter(|c| c.is_text()) {
                 if answer.len() >= crate::HISTORY_ANSWER_MAX_BYTES {
                     break;
                 }
                 answer.push_str(&c.text);
             }
-            [
-                StoredTurn {
-                    role: Role::User,
-                    content: m.content.clone(),
-                    status: None,
-                },
-                StoredTurn {
-                    role: Role::Assistant,
-                    content: answer,
-                    status: Some(outcome.status),
-                },
-            ]
+            let user = StoredTurn {
+                role: Role::User,
+                content: m.content.clone(),
+                message_id: Some(msg.message_id),
+                status: Some(outcome.status),
+            };
+            // An answer without text is left out (models reject empty assistant turns).
+            let assistant = (!answer.is_empty()).then(|| StoredTurn {
+                role: Role::Assistant,
+                content: answer,
+                message_id: Some(msg.message_id),
+                status: Some(outcome.status),
+            });
+            std::iter::once(user).chain(assistant)
         });
         if let Some(turns) = turns {
             let session = st.sessions.entry(msg.session_id).or_default();
@@ -552,16 +555,33 @@ impl Store for MemoryStore {
         let session = st.sessions.entry(msg.session_id).or_default();
         session.messages.retain(|id| *id != msg.message_id);
         session.messages.push(msg.message_id);
+        // As create.lua: every socket of the session learns of the message.
+        let start = Arc::new(StreamChunk::start(
+            msg.session_id,
+            msg.message_id,
+            content.to_string(),
+            shared_proto::now_ms(),
+        ));
+        let recipients = st.session_recipients(msg.session_id);
+        self.inner.enqueue(
+            recipients
+                .iter()
+                .map(|h| (h.clone(), Live::Chunk(start.clone()))),
+        );
         let (Some(canceller), Some(entry)) = (canceller, cancelled) else {
+            drop(st);
+            self.inner.drain();
             return Ok(Created::New);
         };
+        let session = st.sessions.entry(msg.session_id).or_default();
         if cfg.history_turns > 0 {
             record_history(
                 session,
                 [StoredTurn {
                     role: Role::User,
                     content: content.to_string(),
-                    status: None,
+                    message_id: Some(msg.message_id),
+                    status: Some(FinalStatus::Cancelled),
                 }],
                 cfg,
                 now,
@@ -736,6 +756,44 @@ impl Store for MemoryStore {
             }
         }
         Ok(out)
+    }
+
+    async fn conversation(&self, session_id: Uuid) -> Result<Vec<ConversationMessage>, StoreError> {
+        let now = Instant::now();
+        let mut st = self.inner.lock();
+        let history = match st.sessions.get(&session_id) {
+            Some(s) if s.history_expires_at.is_some_and(|t| t > now) => {
+                s.history.iter().cloned().collect()
+            }
+            _ => Vec::new(),
+        };
+        let ids = st
+            .sessions
+            .get(&session_id)
+            .map(|s| s.messages.clone())
+            .unwrap_or_default();
+        let mut running = Vec::new();
+        for id in ids {
+            if let Some(m) = st.message(&MessageRef::new(session_id, id), now) {
+                if m.running() {
+                    let mut text = String::new();
+                    for c in m.log.iter().filter(|c| c.is_text()) {
+                        if text.len() >= crate::HISTORY_ANSWER_MAX_BYTES {
+                            break;
+                        }
+                        text.push_str(&c.text);
+                    }
+                    running.push(crate::conversation::RunningMessage {
+                        message_id: id,
+                        content: m.content.clone(),
+                        state: m.state,
+                        last_seq: m.seq,
+                        text,
+                    });
+                }
+            }
+        }
+        Ok(crate::conversation::assemble(history, running))
     }
 
     async fn nudge(&self, owner: &str, msg: &MessageRef) -> Result<(), StoreError> {

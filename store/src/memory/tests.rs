@@ -53,13 +53,29 @@ impl FeedHandler for Recorder {
 }
 
 impl Recorder {
+    /// The log entries published (a message's start announcement is not one).
     fn chunks(&self) -> Vec<(u64, ChunkKind)> {
         self.0
             .lock()
             .unwrap()
             .iter()
             .filter_map(|e| match e {
-                FeedEvent::Chunk(c) => Some((c.seq, c.kind)),
+                FeedEvent::Chunk(c) if c.kind != ChunkKind::Start => Some((c.seq, c.kind)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The start announcements published: (message id, content).
+    fn starts(&self) -> Vec<(Uuid, String)> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|e| match e {
+                FeedEvent::Chunk(c) if c.kind == ChunkKind::Start => {
+                    Some((c.message_id, c.text.clone()))
+                }
                 _ => None,
             })
             .collect()
@@ -212,6 +228,11 @@ async fn a_cancel_before_the_create_wins_through_its_tombstone() {
         vec![(0, ChunkKind::Done)],
         "the end was published"
     );
+    assert_eq!(
+        rec.starts(),
+        vec![(m.message_id, "hi".to_string())],
+        "and, before it, the message's start"
+    );
     // The tombstone is consumed: the message behaves like any cancelled one.
     assert_eq!(
         s.create(&m, "replica-a", "hi").await.unwrap(),
@@ -330,9 +351,10 @@ async fn the_ttl_counts_from_the_last_write_and_the_sweep_frees_memory() {
     assert_eq!(s.size(), (2, 2));
     tokio::time::advance(Duration::from_secs(61)).await;
     s.sweep();
-    // Both messages expired; the second session keeps its history (session_ttl is longer).
+    // Both messages expired; the second session keeps its history (session_ttl is longer): the
+    // user turn only, as the answer had no text.
     assert_eq!(s.size(), (0, 1));
-    assert_eq!(s.history(other.session_id).await.unwrap().len(), 2);
+    assert_eq!(s.history(other.session_id).await.unwrap().len(), 1);
     tokio::time::advance(Duration::from_secs(60)).await;
     assert!(s.history(other.session_id).await.unwrap().is_empty());
     s.sweep();
@@ -506,6 +528,9 @@ struct Reentrant {
 impl FeedHandler for Reentrant {
     fn on_event(&self, event: FeedEvent) {
         if let FeedEvent::Chunk(c) = event {
+            if c.kind == ChunkKind::Start {
+                return;
+            }
             self.seen.lock().unwrap().push(c.seq);
             if c.seq == 1 {
                 // Re-enter: a write that publishes to this very handler.
@@ -568,7 +593,11 @@ async fn concurrent_writers_are_delivered_in_write_order_per_session() {
         let seqs: Vec<(u64, ChunkKind)> = events
             .iter()
             .filter_map(|e| match e {
-                FeedEvent::Chunk(c) if c.message_id == m.message_id => Some((c.seq, c.kind)),
+                FeedEvent::Chunk(c)
+                    if c.message_id == m.message_id && c.kind != ChunkKind::Start =>
+                {
+                    Some((c.seq, c.kind))
+                }
                 _ => None,
             })
             .collect();

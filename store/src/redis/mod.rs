@@ -19,10 +19,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use fred::prelude::*;
 use shared_proto::{
-    ActiveMessage, CancelStatus, FinalStatus, MessageState, StoredTurn, StreamChunk, Turn,
+    ActiveMessage, CancelStatus, ConversationMessage, FinalStatus, MessageState, StoredTurn,
+    StreamChunk, Turn,
 };
 use uuid::Uuid;
 
+use crate::conversation;
 use crate::keys;
 use crate::{
     Appended, Cancelled, Created, Finished, Lease, LogRead, MessageRef, Outcome, Restored,
@@ -230,6 +232,7 @@ impl RedisStore {
             // An owner renews every third of its lease: half a lease more of silence while
             // the store answers means it is gone.
             (self.lease_ms / 2).max(1).to_string(),
+            msg.message_id.to_string(),
         ];
         let reply: Vec<Value> = self.scripts.finish.run(&self.client, keys, args).await?;
         let code = int_at(&reply, 0)?;
@@ -315,6 +318,7 @@ impl Store for RedisStore {
             self.grace_ms.to_string(),
             self.history_turns.to_string(),
             self.session_ttl_ms.to_string(),
+            StreamChunk::start(msg.session_id, msg.message_id, content.to_string(), now).to_json(),
         ];
         let reply: Vec<Value> = self.scripts.create.run(&self.client, keys, args).await?;
         Ok(match int_at(&reply, 0)? {
@@ -474,6 +478,44 @@ impl Store for RedisStore {
             }
         }
         Ok(out)
+    }
+
+    async fn conversation(&self, session_id: Uuid) -> Result<Vec<ConversationMessage>, StoreError> {
+        let prefix = keys::message(&MessageRef::new(session_id, Uuid::nil()));
+        let prefix = prefix
+            .trim_end_matches(&Uuid::nil().to_string())
+            .to_string();
+        let reply: Vec<Value> = self
+            .scripts
+            .conversation
+            .run(
+                &self.client,
+                vec![keys::history(session_id), keys::messages(session_id)],
+                vec![prefix, crate::HISTORY_ANSWER_MAX_BYTES.to_string()],
+            )
+            .await?;
+        let list = |i: usize| match reply.get(i) {
+            Some(Value::Array(items)) => items.clone(),
+            _ => Vec::new(),
+        };
+        let history = list(0)
+            .iter()
+            .filter_map(|v| v.as_str())
+            .filter_map(|s| serde_json::from_str::<StoredTurn>(&s).ok())
+            .collect();
+        let running = list(1)
+            .chunks(5)
+            .filter_map(|r| {
+                Some(conversation::RunningMessage {
+                    message_id: Uuid::parse_str(&r.first()?.as_string()?).ok()?,
+                    content: r.get(1)?.as_string()?,
+                    state: MessageState::parse(&r.get(2)?.as_string()?)?,
+                    last_seq: r.get(3)?.as_string()?.parse().ok()?,
+                    text: r.get(4)?.as_string()?,
+                })
+            })
+            .collect();
+        Ok(conversation::assemble(history, running))
     }
 
     async fn nudge(&self, owner: &str, msg: &MessageRef) -> Result<(), StoreError> {

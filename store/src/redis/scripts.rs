@@ -16,6 +16,7 @@ pub(crate) struct Scripts {
     pub read: Lua,
     pub active: Lua,
     pub restore: Lua,
+    pub conversation: Lua,
 }
 
 impl Scripts {
@@ -28,6 +29,7 @@ impl Scripts {
             read: Lua(Script::from_lua(include_str!("lua/read.lua"))),
             active: Lua(Script::from_lua(include_str!("lua/active.lua"))),
             restore: Lua(Script::from_lua(include_str!("lua/restore.lua"))),
+            conversation: Lua(Script::from_lua(include_str!("lua/conversation.lua"))),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Benchmark: how fast a Stop closes the upstream model request.
 //!
-//! Starts redis-server, the ai-service with `PROVIDER=openai` pointed at a fake
+//! Starts redis-server, the ai-service with `PROVIDER=openai` pointed at the test kit's fake
 //! OpenAI-compatible server (the real streaming wire format, one token every 20 ms), and the
 //! gateway; then, `--runs` times: a chat over a real WebSocket, a `cancel` after the third
 //! chunk, and the time from sending the cancel to the fake server seeing its client's TCP
@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use e2e_tests::client::{absorb, Transcript};
 use e2e_tests::stats::percentile;
-use e2e_tests::upstream::{FakeOpenAi, StreamReply};
 use e2e_tests::{Stack, WsClient};
+use test_support::upstream::{FakeOpenAi, StreamReply};
+use test_support::Transcript;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
@@ -51,15 +51,7 @@ async fn main() {
             .expect("the upstream request was not aborted within 10 s");
         delays_ms.push(gone.at.saturating_duration_since(sent).as_secs_f64() * 1000.0);
         // Drain this message's remaining frames (its done, the cancel_ack) before the next.
-        let mut acked = false;
-        while t.done.is_none() || !acked {
-            match c.frame().await {
-                shared_proto::ServerFrame::CancelAck { .. } => acked = true,
-                f => {
-                    absorb(&mut t, &f);
-                }
-            }
-        }
+        c.await_cancel(&mut t).await;
     }
     let mut sorted = delays_ms.clone();
     sorted.sort_by(|a, b| a.total_cmp(b));

@@ -37,7 +37,11 @@ fn arg(name: &str, default: usize) -> usize {
 const PROMPT: &str = "!demo tokens=400 rate=20\nthrough the outage";
 
 /// Follows one answer to its end; returns when the first chunk came after `back` was set.
-async fn follow(mut c: WsClient, mut t: Transcript, back: watch::Receiver<Option<Instant>>) -> Duration {
+async fn follow(
+    mut c: WsClient,
+    mut t: Transcript,
+    back: watch::Receiver<Option<Instant>>,
+) -> Duration {
     let mut first_after = None;
     while t.done.is_none() {
         let f = c.frame().await;
@@ -133,12 +137,7 @@ async fn main() {
     {
         let redis = Arc::new(RedisServer::start());
         let ai = AiService::start(&redis.url(), &[("SHUTDOWN_TIMEOUT", "1s")]).await;
-        let gw = Gateway::start(
-            &redis.url(),
-            &ai.url(),
-            &[("MAX_CONNECTIONS_PER_IP", "0")],
-        )
-        .await;
+        let gw = Gateway::start(&redis.url(), &ai.url(), &[("MAX_CONNECTIONS_PER_IP", "0")]).await;
         let before = used_memory(&redis);
         let mut clients = Vec::new();
         for _ in 0..running {

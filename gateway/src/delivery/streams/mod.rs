@@ -175,6 +175,21 @@ impl Streams {
         }
     }
 
+    /// A message of the session was started by another socket (or another gateway's): follow
+    /// it from its first entry, and tell the client. One this connection follows already (it
+    /// started it, or resumed it) changes nothing.
+    pub fn on_started(self: &Arc<Self>, message_id: Uuid, content: &str) {
+        let mut map = self.lock();
+        if map.contains_key(&message_id) {
+            return;
+        }
+        map.insert(message_id, Cursor::new(0, false, false));
+        self.sink.send(&ServerFrame::Started {
+            message_id,
+            content: content.to_string(),
+        });
+    }
+
     /// Live entries may have been lost: re-read every followed message's log.
     pub fn resync(self: &Arc<Self>) {
         self.backfill_where(|_| true);

@@ -1,4 +1,5 @@
-//! The client's commands, one file each: [`chat`], [`cancel`], [`resume`], [`heartbeat`].
+//! The client's commands, one file each: [`chat`], [`cancel`], [`resume`], [`heartbeat`],
+//! [`conversation`].
 //! [`Commands`] is what they share: the connection's session, sink and followed messages, its
 //! two token buckets, and the bound on its requests in flight.
 //!
@@ -10,6 +11,7 @@
 
 mod cancel;
 mod chat;
+mod conversation;
 mod heartbeat;
 mod resume;
 
@@ -20,15 +22,16 @@ use shared_proto::{ClientFrame, ErrorCode, ServerFrame};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
-use super::starts::Starts;
 use crate::delivery::streams::Streams;
 use crate::security::rate::TokenBucket;
 use crate::sink::Sink;
+use crate::starts::Starts;
 use crate::state::AppState;
 use chat::Inherited;
 
 /// Requests to the ai-service one connection may have in flight; more wait (backpressure on
-/// the client's reads, which bounds what one client can make the gateway hold).
+/// the client's reads, which bounds what one client can make the gateway hold). A
+/// `conversation` read takes one too.
 const MAX_INFLIGHT_REQUESTS: usize = 32;
 
 /// Which token bucket a frame draws from.
@@ -45,7 +48,7 @@ pub struct Commands {
     sink: Sink,
     streams: Arc<Streams>,
     inflight: Arc<Semaphore>,
-    /// Chats whose start is in flight: a cancel behind one waits for it.
+    /// The session's chats whose start is in flight: a cancel behind one waits for it.
     starts: Starts,
     requests: Mutex<TokenBucket>,
     cancels: Mutex<TokenBucket>,
@@ -57,13 +60,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Commands {
-    /// `inherited`: the session's unfinished messages listed in `welcome.active`.
+    /// `inherited`: the session's unfinished messages listed in `welcome.active`; `starts`:
+    /// the session's chats in flight (shared by its sockets).
     pub fn new(
         state: Arc<AppState>,
         session_id: Uuid,
         sink: Sink,
         streams: Arc<Streams>,
         inherited: HashSet<Uuid>,
+        starts: Starts,
     ) -> Self {
         let (rate, burst) = (
             state.config.rate_limit_per_sec,
@@ -75,7 +80,7 @@ impl Commands {
             sink,
             streams,
             inflight: Arc::new(Semaphore::new(MAX_INFLIGHT_REQUESTS)),
-            starts: Starts::default(),
+            starts,
             requests: Mutex::new(TokenBucket::new(rate, burst)),
             cancels: Mutex::new(TokenBucket::new(rate, burst)),
             inherited: Mutex::new(Inherited::new(inherited)),
@@ -101,6 +106,11 @@ impl Commands {
         };
         match frame {
             ClientFrame::Heartbeat {} => self.heartbeat(),
+            ClientFrame::Conversation {} => {
+                if self.take(Bucket::Requests, None) {
+                    self.conversation().await
+                }
+            }
             ClientFrame::Chat {
                 content,
                 message_id,

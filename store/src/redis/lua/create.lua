@@ -7,7 +7,9 @@
 --       7 session history
 -- ARGV: 1 message id, 2 owner replica, 3 content, 4 now (ms), 5 ttl (ms), 6 lease (ms),
 --       7 terminal entry of a cancel before the first token (JSON, seq 0), 8 session channel,
---       9 grace (ms), 10 history cap (turn pairs; 0 = none), 11 history ttl (ms)
+--       9 grace (ms), 10 history cap (turn pairs; 0 = none), 11 history ttl (ms),
+--       12 the start announcement (JSON), published on the session channel when created, so
+--       every socket of the session learns of the message
 -- Returns {1, 'queued', ''} when created, {0, state, ''} when it already existed,
 -- {2, 'cancelled', canceller} when a tombstone ended it at once.
 local st = redis.call('HGET', KEYS[1], 'state')
@@ -32,10 +34,12 @@ if canceller then
   local cap = tonumber(ARGV[10])
   if cap > 0 then
     -- As finish.lua: the user turn, and no assistant turn for an answer without text.
-    redis.call('RPUSH', KEYS[7], cjson.encode({role = 'user', content = ARGV[3]}))
+    redis.call('RPUSH', KEYS[7],
+      cjson.encode({role = 'user', content = ARGV[3], message_id = ARGV[1], status = 'cancelled'}))
     redis.call('LTRIM', KEYS[7], -2 * cap, -1)
     redis.call('PEXPIRE', KEYS[7], ARGV[11])
   end
+  redis.call('SPUBLISH', ARGV[8], ARGV[12])
   redis.call('SPUBLISH', ARGV[8], ARGV[7])
   return {2, 'cancelled', canceller}
 end
@@ -44,4 +48,5 @@ redis.call('HSET', KEYS[1], 'state', 'queued', 'seq', 0, 'owner', ARGV[2],
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 index()
 redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[6])
+redis.call('SPUBLISH', ARGV[8], ARGV[12])
 return {1, 'queued', ''}

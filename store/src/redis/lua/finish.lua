@@ -19,7 +19,8 @@
 --       10 only if the lease expired ('1' / '0'),
 --       11 most answer bytes recorded in the history (whole entries until at least this many),
 --       12 the canceller replica (tombstone value), 13 tombstone ttl (ms; '0' = no tombstone),
---       14 how long the owner must stay silent after the lease was first seen expired (ms)
+--       14 how long the owner must stay silent after the lease was first seen expired (ms),
+--       15 the message id (recorded with its turns)
 -- Returns {1, new state, seq, owner} when this call made the transition,
 -- {0, current state, grace, ''} when already terminal (grace = 1 while the grace marker lives),
 -- {2, current state, 0, owner} when the owner's lease is still alive (takeover refused),
@@ -86,13 +87,14 @@ if cap > 0 then
     end
     from = from + 64
   end
-  redis.call('RPUSH', KEYS[4], cjson.encode({role = 'user', content = h[3] or ''}))
+  redis.call('RPUSH', KEYS[4],
+    cjson.encode({role = 'user', content = h[3] or '', message_id = ARGV[15], status = ARGV[1]}))
   local answer = table.concat(parts)
   if answer ~= '' then
     -- An answer that produced no text (failed or cancelled before its first token) is left
     -- out: models reject empty assistant turns.
     redis.call('RPUSH', KEYS[4],
-      cjson.encode({role = 'assistant', content = answer, status = ARGV[1]}))
+      cjson.encode({role = 'assistant', content = answer, status = ARGV[1], message_id = ARGV[15]}))
   end
   redis.call('LTRIM', KEYS[4], -2 * cap, -1)
   redis.call('PEXPIRE', KEYS[4], ARGV[9])

@@ -1,4 +1,5 @@
-//! Chats whose start is in flight, so that a cancel behind its chat waits for it.
+//! A session's chats whose start is in flight, so that a cancel behind its chat waits for it
+//! (on whichever of the session's sockets on this gateway either was sent).
 //!
 //! A `chat` is answered by a POST to the ai-service that runs in its own task, and so is a
 //! `cancel`: sent back to back (Stop right after Enter, even in the same TCP segment), the
@@ -16,7 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use uuid::Uuid;
 
-/// The starts in flight of one connection.
+/// The starts in flight of one session (shared by its sockets, see `delivery::hub`).
 #[derive(Debug, Clone, Default)]
 pub struct Starts {
     in_flight: Arc<Mutex<HashMap<Uuid, CancellationToken>>>,

@@ -1,0 +1,147 @@
+//! The benchmark scenarios (S1–S6 and the soak). Each returns a JSON object with its
+//! measurements, its parameters, and its target. This file holds what they share: the
+//! context (how to connect, what to measure), latency histograms, and the frames they send.
+//!
+//! Connections are the test kit's protocol client (`test_support::client`) with loadgen's
+//! knobs: small tungstenite buffers and connections spread over loopback source addresses.
+
+mod s1_idle;
+mod s2_steady;
+mod s3_capacity;
+mod s4_cancel;
+mod s5_resume;
+mod s6_slow;
+mod soak;
+mod timeline;
+mod wave;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hdrhistogram::Histogram;
+use serde_json::{json, Value};
+use shared_proto::{api::MessageView, ClientFrame};
+use test_support::client::Dialer;
+use tokio::sync::Semaphore;
+use uuid::Uuid;
+
+use crate::procs::{round3, Watched};
+
+pub use s1_idle::{s1_idle, S1};
+pub use s2_steady::s2_steady;
+pub use s3_capacity::{s3_capacity, S3};
+pub use s4_cancel::{s4_cancel, S4};
+pub use s5_resume::{s5_resume, S5};
+pub use s6_slow::{s6_slow, S6};
+pub use soak::{soak, Soak};
+pub use wave::WaveSpec;
+
+/// One load-generator connection.
+pub type Conn = test_support::WsClient;
+
+/// Shared by every scenario.
+pub struct Ctx {
+    pub dialer: Dialer,
+    pub ai_url: String,
+    pub procs: Vec<Watched>,
+    pub gateway_pid: Option<u32>,
+    pub redis_port: Option<u16>,
+    pub redis_benchmark: String,
+    pub connect_limit: Arc<Semaphore>,
+    pub http: reqwest::Client,
+    /// Connection counter over the whole run: picks the loopback source address, so that
+    /// sockets in TIME_WAIT from an earlier step never exhaust one address's ports.
+    pub next_idx: AtomicUsize,
+}
+
+impl Ctx {
+    pub async fn connect(&self, query: Option<&str>, rcvbuf: Option<u32>) -> Result<Conn, String> {
+        let _permit = self
+            .connect_limit
+            .acquire()
+            .await
+            .map_err(|e| e.to_string())?;
+        let idx = self.next_idx.fetch_add(1, Ordering::Relaxed);
+        self.dialer
+            .connect(idx, query, rcvbuf)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    pub async fn message(&self, session_id: Uuid, message_id: Uuid) -> Result<MessageView, String> {
+        let url = format!(
+            "{}/v1/sessions/{session_id}/messages/{message_id}",
+            self.ai_url
+        );
+        let resp = self
+            .http
+            .get(url)
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !resp.status().is_success() {
+            return Err(format!("HTTP {}", resp.status()));
+        }
+        resp.json().await.map_err(|e| e.to_string())
+    }
+}
+
+/// Sends one frame (flushed).
+async fn send(conn: &mut Conn, frame: &ClientFrame) -> Result<(), String> {
+    conn.send_frame(frame).await.map_err(|e| e.to_string())
+}
+
+/// A `chat` with the client's own message id.
+fn chat(message_id: Uuid, content: &str) -> ClientFrame {
+    ClientFrame::Chat {
+        content: content.to_string(),
+        message_id: Some(message_id),
+    }
+}
+
+pub fn new_hist() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("histogram bounds")
+}
+
+fn ms(us: u64) -> f64 {
+    round3(us as f64 / 1000.0)
+}
+
+/// Percentiles of a µs histogram, in ms.
+pub fn lat_json(h: &Histogram<u64>) -> Value {
+    if h.is_empty() {
+        return json!({"count": 0});
+    }
+    json!({
+        "count": h.len(),
+        "p50_ms": ms(h.value_at_quantile(0.50)),
+        "p90_ms": ms(h.value_at_quantile(0.90)),
+        "p99_ms": ms(h.value_at_quantile(0.99)),
+        "p999_ms": ms(h.value_at_quantile(0.999)),
+        "max_ms": ms(h.max()),
+        "mean_ms": round3(h.mean() / 1000.0),
+    })
+}
+
+fn p99_ms(h: &Histogram<u64>) -> Option<f64> {
+    (!h.is_empty()).then(|| ms(h.value_at_quantile(0.99)))
+}
+
+fn demo_prompt(tokens: u64, rate: f64) -> String {
+    format!("!demo tokens={tokens} rate={rate}\nload test")
+}
+
+/// Wall clock in µs since the epoch (the producer's `ts` is ms since the epoch).
+pub fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// Tokens in a demo delta: the demo model's tokens are words (" word").
+pub fn tokens_in(delta: &str) -> u64 {
+    delta.split_whitespace().count() as u64
+}
