@@ -187,7 +187,7 @@ export class AnswerView {
     this.element.setAttribute('aria-busy', 'false');
     this.statusEl.textContent = STATUS_TEXT[status] ?? status;
     if (status === 'failed') {
-      const code = error?.code || 'internal';
+      const code = error?.code || 'unknown';
       const note = el('p', 'msg-error', { testid: 'error', code });
       note.setAttribute('role', 'alert');
       note.textContent = errorText(code, error?.message);
