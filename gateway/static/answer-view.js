@@ -8,7 +8,8 @@
 //     [data-last-seq]   the highest chunk seq drawn (live answers only)
 //     details.reasoning[data-testid=reasoning]   the model's reasoning, when it sent some:
 //                       open ("Thinking…") while only reasoning has come, closed once the
-//                       answer text begins (the user may open it again; it is never forced)
+//                       answer text begins; each happens once, so the user's own opening or
+//                       closing is never undone
 //     [data-testid=answer-text]   the answer text as Markdown (markdown.js: text nodes only),
 //                       without reasoning or status
 //     [data-testid=answer-status] Writing… / Stopping… / Cancelled / Failed
@@ -46,6 +47,7 @@ export class AnswerView {
     /** When it ended here (ms since the epoch; 0 while it runs). */
     this.endedAt = 0;
     this.stopping = false;
+    this.openedOnce = false;
     this.collapsedOnce = false;
     this.frame = 0;
     this.timer = 0;
@@ -146,7 +148,11 @@ export class AnswerView {
     if (reasoning !== '') {
       this.reasoning.hidden = false;
       if (this.reasoningText.textContent !== reasoning) this.reasoningText.textContent = reasoning;
-      if (text === '' && !this.collapsedOnce) this.reasoning.open = true;
+      if (text === '' && !this.openedOnce) {
+        // Thinking: shown open once (closing it meanwhile is the user's choice, kept).
+        this.openedOnce = true;
+        this.reasoning.open = true;
+      }
     }
     if (text !== '' && !this.collapsedOnce && reasoning !== '') {
       // The answer begins: the reasoning folds away (once; the user may open it again).

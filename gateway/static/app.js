@@ -225,7 +225,7 @@ function orderTurns(ids) {
  * final status, running ones followed (the library resumes them).
  * @param {import('./streamline-client.js').ConversationEntry[]} entries
  */
-function showConversation(entries) {
+function showConversation(entries, first) {
   for (const e of entries) {
     const t = ensureTurn(e.messageId, e.content);
     if (e.answer) t.view.follow(e.answer);
@@ -233,7 +233,8 @@ function showConversation(entries) {
   }
   orderTurns(entries.map((e) => e.messageId));
   updateControls();
-  scrollToEnd(true);
+  // The first drawing shows the latest turn; later ones (reconnects) keep the reader's place.
+  scrollToEnd(first);
 }
 
 function refreshConversation() {
@@ -241,8 +242,9 @@ function refreshConversation() {
   c.conversation().then(
     (entries) => {
       if (c !== client) return;
+      const first = body.dataset.history !== 'loaded';
       body.dataset.history = 'loaded';
-      showConversation(entries);
+      showConversation(entries, first);
     },
     (e) => {
       if (c !== client) return;
