@@ -75,6 +75,8 @@ fn request(content: &str) -> GenerationRequest {
 #[derive(Debug, Default)]
 struct Outcome {
     text: String,
+    /// Reasoning text (`reasoning_content` / `reasoning`), apart from the answer.
+    reasoning: String,
     tokens: usize,
     usage: Vec<Usage>,
     error: Option<ProviderError>,
@@ -91,6 +93,10 @@ async fn collect(mut stream: ProviderStream) -> Outcome {
                     assert!(!t.is_empty(), "empty token");
                     out.text.push_str(&t);
                     out.tokens += 1;
+                }
+                Ok(ProviderEvent::Reasoning(t)) => {
+                    assert!(!t.is_empty(), "empty reasoning");
+                    out.reasoning.push_str(&t);
                 }
                 Ok(ProviderEvent::Usage(u)) => out.usage.push(u),
                 Err(e) => out.error = Some(e),
@@ -124,14 +130,7 @@ async fn openai_transcript() {
     assert!(out.error.is_none(), "{out:?}");
     assert_eq!(out.text, OPENAI_TEXT);
     assert_eq!(out.tokens, 8);
-    assert_eq!(
-        out.usage,
-        vec![Usage {
-            prompt_tokens: 19,
-            completion_tokens: 10,
-            total_tokens: 29
-        }]
-    );
+    assert_eq!(out.usage, vec![Usage::reported(19, 10, 29)]);
     assert_eq!(up.requests().len(), 1);
 }
 
@@ -144,14 +143,7 @@ async fn llama_server_transcript_close_delimited() {
     let out = run(config(&up.base_url())).await;
     assert!(out.error.is_none(), "{out:?}");
     assert_eq!(out.text, LLAMA_TEXT);
-    assert_eq!(
-        out.usage,
-        vec![Usage {
-            prompt_tokens: 12,
-            completion_tokens: 7,
-            total_tokens: 19
-        }]
-    );
+    assert_eq!(out.usage, vec![Usage::reported(12, 7, 19)]);
     assert_eq!(up.requests().len(), 1);
 }
 

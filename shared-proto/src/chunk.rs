@@ -44,6 +44,14 @@ pub struct StreamChunk {
     pub error: Option<ErrorBody>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
+    /// Text entries: the completion tokens streamed so far, this entry's included (answer and
+    /// reasoning), so that whoever ends the message (a cancel, a takeover) can say what it
+    /// cost without asking the producer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<u64>,
+    /// The first entry only: the prompt's estimated token count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens: Option<u64>,
     /// Producer clock, ms since the epoch, when the chunk was built.
     pub ts: u64,
 }
@@ -61,8 +69,17 @@ impl StreamChunk {
             status: None,
             error: None,
             usage: None,
+            tokens: None,
+            prompt_tokens: None,
             ts,
         }
+    }
+
+    /// The same entry with its token counts (see [`StreamChunk::tokens`]).
+    pub fn with_tokens(mut self, tokens: u64, prompt_tokens: Option<u64>) -> Self {
+        self.tokens = Some(tokens);
+        self.prompt_tokens = prompt_tokens;
+        self
     }
 
     /// The terminal entry; `seq` is the last delta's seq.
@@ -85,6 +102,8 @@ impl StreamChunk {
             status: Some(status),
             error,
             usage,
+            tokens: None,
+            prompt_tokens: None,
             ts,
         }
     }

@@ -5,13 +5,41 @@ use uuid::Uuid;
 
 use crate::{CancelStatus, ErrorBody, ErrorCode, FinalStatus, MessageState};
 
-/// Token counts reported by an upstream model server, passed through in `done`.
+/// What an answer cost, on every `done`: the counts the upstream model server reported
+/// (`estimated: false`), or, where it reported none (a cancelled or failed stream, the demo
+/// model, a server that does not report), counted from what was streamed with the prompt
+/// estimated (`estimated: true`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub struct Usage {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     pub total_tokens: u64,
+    /// True when counted by the stack rather than reported by the upstream.
+    #[serde(default)]
+    pub estimated: bool,
+}
+
+impl Usage {
+    /// Counts the upstream reported.
+    pub fn reported(prompt_tokens: u64, completion_tokens: u64, total_tokens: u64) -> Self {
+        Usage {
+            prompt_tokens,
+            completion_tokens,
+            total_tokens,
+            estimated: false,
+        }
+    }
+
+    /// Counts the stack made: what was streamed, and the prompt estimated.
+    pub fn estimated(prompt_tokens: u64, completion_tokens: u64) -> Self {
+        Usage {
+            prompt_tokens,
+            completion_tokens,
+            total_tokens: prompt_tokens + completion_tokens,
+            estimated: true,
+        }
+    }
 }
 
 /// A message of this session that has not finished, listed in `welcome`.

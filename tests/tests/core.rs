@@ -15,7 +15,7 @@ use e2e_tests::client::{absorb, Incoming, Transcript};
 use e2e_tests::metrics::{metric, wait_metric};
 use e2e_tests::{AiApi, AiService, Backend, Gateway, WsClient, PATIENCE};
 use futures_util::future::join_all;
-use shared_proto::{CancelStatus, ErrorCode, FinalStatus, MessageState, ServerFrame};
+use shared_proto::{CancelStatus, DeltaKind, ErrorCode, FinalStatus, MessageState, ServerFrame};
 use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
@@ -623,6 +623,272 @@ async fn a_cancel_that_reached_the_store_first_ends_the_later_chat(backend: Back
     assert_eq!((code, body["status"].as_str()), (404, Some("not_found")));
 }
 
+/// Reads frames into `t` until its `done`, returning the `started` frames and ignoring acks
+/// and cancel_acks; anything else fails.
+async fn follow_to_done(c: &mut WsClient, t: &mut Transcript) -> Vec<(Uuid, String)> {
+    let mut started = Vec::new();
+    while t.done.is_none() {
+        match c.frame().await {
+            ServerFrame::Started {
+                message_id,
+                content,
+            } => started.push((message_id, content)),
+            ServerFrame::Ack { .. } | ServerFrame::CancelAck { .. } => {}
+            f => assert!(absorb(t, &f), "unexpected frame {f:?}"),
+        }
+    }
+    started
+}
+
+/// Two sockets of one session (two tabs): a message started in one appears in the other
+/// (`started`), both receive every chunk, and a cancel from the other ends it for both.
+async fn two_sockets_of_a_session_share_every_answer(backend: Backend) {
+    let stack = backend.start().await;
+    let url = stack.gateway.ws_url();
+    let mut a = WsClient::connect(&url).await;
+    let mut b = WsClient::resume_session(&url, a.session_id, &a.resume_token).await;
+    assert_eq!(b.session_id, a.session_id);
+    let content = "!demo tokens=40 rate=20\nshared";
+    let id = a.chat(content).await;
+    let mut ta = Transcript::new(id);
+    let mut tb = Transcript::new(id);
+    a.read_chunks(&mut ta, 2).await;
+    b.read_chunks(&mut tb, 2).await;
+    b.cancel(id).await;
+    let started_a = follow_to_done(&mut a, &mut ta).await;
+    let started_b = follow_to_done(&mut b, &mut tb).await;
+    ta.assert_well_formed();
+    tb.assert_well_formed();
+    assert_eq!(ta.status(), Some(FinalStatus::Cancelled));
+    assert_eq!(tb.status(), Some(FinalStatus::Cancelled));
+    assert_eq!(
+        (ta.seqs.clone(), ta.text.clone()),
+        (tb.seqs.clone(), tb.text.clone())
+    );
+    assert!(
+        started_a.is_empty(),
+        "the starting tab needs no announcement"
+    );
+    let _ = started_b;
+    let stored = stack.ai.message(a.session_id, id).await.expect("stored");
+    assert_eq!(stored.text, ta.text);
+}
+
+/// The `started` frame comes before the message's first chunk on the other socket.
+async fn a_message_started_in_one_tab_is_announced_in_the_other(backend: Backend) {
+    let stack = backend.start().await;
+    let url = stack.gateway.ws_url();
+    let mut a = WsClient::connect(&url).await;
+    let mut b = WsClient::resume_session(&url, a.session_id, &a.resume_token).await;
+    let content = "!demo tokens=5 rate=0\nannounce me";
+    let id = a.chat(content).await;
+    match b.frame().await {
+        ServerFrame::Started {
+            message_id,
+            content: c,
+        } => assert_eq!((message_id, c.as_str()), (id, content)),
+        other => panic!("expected started, got {other:?}"),
+    }
+    let mut tb = Transcript::new(id);
+    assert!(follow_to_done(&mut b, &mut tb).await.is_empty());
+    tb.assert_well_formed();
+    assert_eq!(tb.status(), Some(FinalStatus::Completed));
+}
+
+/// A session's sockets on one gateway are capped: one more than `MAX_SOCKETS_PER_SESSION`
+/// closes the oldest with 4001; the others stay.
+async fn the_oldest_of_too_many_sockets_is_closed_with_4001(backend: Backend) {
+    let stack = backend
+        .start_with(&[], &[("MAX_SOCKETS_PER_SESSION", "2")])
+        .await;
+    let url = stack.gateway.ws_url();
+    let mut first = WsClient::connect(&url).await;
+    let mut second = WsClient::resume_session(&url, first.session_id, &first.resume_token).await;
+    let mut third = WsClient::resume_session(&url, first.session_id, &first.resume_token).await;
+    match first.recv().await {
+        Incoming::Close(Some((code, reason))) => {
+            assert_eq!((code, reason.as_str()), (4001, "session replaced"))
+        }
+        other => panic!("expected close 4001, got {other:?}"),
+    }
+    for c in [&mut second, &mut third] {
+        c.send_json(serde_json::json!({"type":"heartbeat"})).await;
+        assert!(matches!(c.frame().await, ServerFrame::HeartbeatAck {}));
+    }
+}
+
+/// A reloaded tab redraws its session from `conversation`: the finished messages with their
+/// text and status, and the running one with its text so far, which it then resumes from
+/// `last_seq` to the end with nothing missing or repeated.
+async fn conversation_lists_the_sessions_messages_for_a_reload(backend: Backend) {
+    let stack = backend.start().await;
+    let url = stack.gateway.ws_url();
+    let mut c = WsClient::connect(&url).await;
+    let first = c.chat("!demo tokens=5 rate=0\nfirst").await;
+    let (t1, _) = c.collect(first).await;
+    let second = c.chat("!demo tokens=3000 rate=0.05\nnever answered").await;
+    c.cancel(second).await;
+    let mut t2 = Transcript::new(second);
+    c.await_cancel(&mut t2).await;
+    let third = c.chat("!demo tokens=60 rate=20\nstill running").await;
+    let mut t3 = Transcript::new(third);
+    c.read_chunks(&mut t3, 3).await;
+    // The reload: a new socket of the session.
+    let mut r = WsClient::resume_session(&url, c.session_id, &c.resume_token).await;
+    r.send_json(serde_json::json!({"type":"conversation"}))
+        .await;
+    let messages = loop {
+        match r.frame().await {
+            ServerFrame::Conversation { messages } => break messages,
+            ServerFrame::Started { .. } | ServerFrame::Chunk { .. } | ServerFrame::Done { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    let ids: Vec<Uuid> = messages.iter().map(|m| m.message_id).collect();
+    assert_eq!(ids, vec![first, second, third]);
+    assert_eq!(messages[0].content, "!demo tokens=5 rate=0\nfirst");
+    assert_eq!(
+        (messages[0].state, messages[0].text.as_str()),
+        (MessageState::Completed, t1.text.as_str())
+    );
+    assert_eq!(messages[0].status, Some(FinalStatus::Completed));
+    assert_eq!(
+        (messages[1].state, messages[1].status),
+        (MessageState::Cancelled, Some(FinalStatus::Cancelled))
+    );
+    let running = &messages[2];
+    assert!(!running.state.is_terminal());
+    assert_eq!(running.status, None);
+    assert!(running.text.len() >= t3.text.len().min(1) && !running.text.is_empty());
+    // The reloaded tab resumes the running answer where its snapshot ended.
+    r.resume(third, running.last_seq).await;
+    let mut rest = Transcript::new(third);
+    while rest.done.is_none() {
+        let f = r.frame().await;
+        absorb(&mut rest, &f);
+    }
+    let stored = stack.ai.message(c.session_id, third).await.expect("stored");
+    assert_eq!(format!("{}{}", running.text, rest.text), stored.text);
+    assert_eq!(rest.seqs.first().copied(), Some(running.last_seq + 1));
+}
+
+/// The demo model's reasoning (`reasoning=N`): N reasoning chunks before the answer, apart from
+/// its text, and the stored answer holds the text only.
+async fn reasoning_chunks_come_before_the_answer_and_are_not_part_of_it(backend: Backend) {
+    let stack = backend.start().await;
+    let mut c = WsClient::connect(&stack.gateway.ws_url()).await;
+    let id = c
+        .chat("!demo tokens=6 rate=30 reasoning=4\nthink first")
+        .await;
+    let mut t = Transcript::new(id);
+    let mut kinds = Vec::new();
+    while t.done.is_none() {
+        match c.frame().await {
+            ServerFrame::Ack { .. } => {}
+            f => {
+                if let ServerFrame::Chunk { kind, .. } = &f {
+                    kinds.push(*kind);
+                }
+                assert!(absorb(&mut t, &f), "unexpected frame {f:?}");
+            }
+        }
+    }
+    t.assert_well_formed();
+    assert!(t.reasoning.starts_with("Hmm,"), "{:?}", t.reasoning);
+    let first_text = kinds
+        .iter()
+        .position(|k| *k == DeltaKind::Text)
+        .expect("text");
+    assert!(kinds[..first_text]
+        .iter()
+        .all(|k| *k == DeltaKind::Reasoning));
+    assert!(
+        kinds[first_text..].iter().all(|k| *k == DeltaKind::Text),
+        "{kinds:?}"
+    );
+    assert_eq!(t.text.split(' ').count(), 6);
+    let stored = stack.ai.message(c.session_id, id).await.expect("stored");
+    assert_eq!(stored.text, t.text, "the answer holds no reasoning");
+}
+
+/// Two sockets of one session on two gateways share every answer too.
+async fn two_sockets_on_two_gateways_share_every_answer(backend: Backend) {
+    let redis = backend.start_redis();
+    let ai = AiService::start(&redis.url(), &[]).await;
+    let gw1 = Gateway::start(&redis.url(), &ai.url(), &[]).await;
+    let gw2 = Gateway::start(&redis.url(), &ai.url(), &[]).await;
+    let mut a = WsClient::connect(&gw1.ws_url()).await;
+    let mut b = WsClient::resume_session(&gw2.ws_url(), a.session_id, &a.resume_token).await;
+    let id = a.chat("!demo tokens=40 rate=20\nacross gateways").await;
+    match b.frame().await {
+        ServerFrame::Started { message_id, .. } => assert_eq!(message_id, id),
+        other => panic!("expected started, got {other:?}"),
+    }
+    let mut ta = Transcript::new(id);
+    let mut tb = Transcript::new(id);
+    b.read_chunks(&mut tb, 2).await;
+    b.cancel(id).await;
+    follow_to_done(&mut a, &mut ta).await;
+    follow_to_done(&mut b, &mut tb).await;
+    assert_eq!(ta.status(), Some(FinalStatus::Cancelled));
+    assert_eq!(
+        (ta.seqs.clone(), ta.text.clone()),
+        (tb.seqs.clone(), tb.text.clone())
+    );
+}
+
+/// Every end carries usage (issue: interrupted streams were billed wrong). The demo model
+/// reports none, so it is counted: the completion tokens streamed, the prompt estimated, marked
+/// `estimated`. A cancelled answer counts what it streamed before the cancel, whoever wrote the
+/// end; one cancelled before its first token counts no completion.
+async fn every_end_carries_usage_counted_when_not_reported(backend: Backend) {
+    let stack = backend.start().await;
+    let mut c = WsClient::connect(&stack.gateway.ws_url()).await;
+    let usage_of = |f: &ServerFrame| match f {
+        ServerFrame::Done { usage, .. } => *usage,
+        _ => None,
+    };
+    // Completed.
+    let id = c.chat("!demo tokens=12 rate=0\ncount me").await;
+    let done = loop {
+        let f = c.frame().await;
+        if matches!(&f, ServerFrame::Done { message_id, .. } if *message_id == id) {
+            break f;
+        }
+    };
+    let u = usage_of(&done).expect("usage on a completed done");
+    assert!(u.estimated);
+    assert_eq!(u.completion_tokens, 12);
+    assert!(u.prompt_tokens > 0);
+    assert_eq!(u.total_tokens, u.prompt_tokens + u.completion_tokens);
+    // Cancelled mid-answer: the cancel writes the end, and counts what was streamed.
+    let id = c.chat("!demo tokens=1000 rate=50\ncancel me").await;
+    let mut t = Transcript::new(id);
+    c.read_chunks(&mut t, 5).await;
+    c.cancel(id).await;
+    c.await_cancel(&mut t).await;
+    let stored = stack.ai.message(c.session_id, id).await.expect("stored");
+    let u = stored.usage.expect("usage on a cancelled end");
+    assert!(u.estimated);
+    assert_eq!(
+        u.completion_tokens,
+        t.text.split(' ').filter(|w| !w.is_empty()).count() as u64
+    );
+    assert!(u.prompt_tokens > 0);
+    // Cancelled before its first token: nothing streamed, the prompt estimated from the content.
+    let content = "!demo tokens=5 rate=0.05\nnever answered";
+    let id = c.chat(content).await;
+    c.cancel(id).await;
+    let mut t = Transcript::new(id);
+    c.await_cancel(&mut t).await;
+    let stored = stack.ai.message(c.session_id, id).await.expect("stored");
+    let u = stored
+        .usage
+        .expect("usage on a cancel before the first token");
+    assert_eq!((u.completion_tokens, u.estimated), (0, true));
+    assert!(u.prompt_tokens >= (content.len() as u64).div_ceil(4));
+}
+
 /// Instantiates the tests: those of `every` on every backend (`redis::…`, `memory::…`,
 /// `cluster::…`), those of `shared_store` on the backends whose store lives outside the
 /// processes, so that several ai-service or gateway processes can share it (`redis::…`,
@@ -663,6 +929,12 @@ backend_tests! {
         a_failing_model_ends_the_message_as_failed,
         a_retried_chat_never_starts_a_second_generation,
         a_cancel_right_behind_its_chat_always_wins,
+        two_sockets_of_a_session_share_every_answer,
+        a_message_started_in_one_tab_is_announced_in_the_other,
+        the_oldest_of_too_many_sockets_is_closed_with_4001,
+        conversation_lists_the_sessions_messages_for_a_reload,
+        reasoning_chunks_come_before_the_answer_and_are_not_part_of_it,
+        every_end_carries_usage_counted_when_not_reported,
     ],
     // Several processes on one store: a cancel sent to another ai-service replica, a resume on
     // another gateway. The embedded mode has one of each by construction.
@@ -671,5 +943,6 @@ backend_tests! {
         resume_mid_stream_on_another_gateway_loses_and_repeats_nothing,
         a_cancel_over_http_right_behind_its_chat_always_wins,
         a_cancel_that_reached_the_store_first_ends_the_later_chat,
+        two_sockets_on_two_gateways_share_every_answer,
     ],
 }

@@ -189,11 +189,11 @@ async fn streamed_text_arrives_intact_and_done_carries_usage() {
     assert_eq!(a.t.text, expected, "text arrives intact");
     assert_eq!(
         a.usage,
-        Some(Usage {
-            prompt_tokens: 42,
-            completion_tokens: tokens.len() as u64,
-            total_tokens: 42 + tokens.len() as u64,
-        })
+        Some(Usage::reported(
+            42,
+            tokens.len() as u64,
+            42 + tokens.len() as u64
+        ))
     );
     assert_stored(&stack, &c, id, &a, MessageState::Completed).await;
 
@@ -208,12 +208,14 @@ async fn streamed_text_arrives_intact_and_done_carries_usage() {
     assert_eq!(r.header("authorization"), None, "no key configured");
     assert!(r.body.get("max_tokens").is_none() && r.body.get("temperature").is_none());
 
-    // An upstream that sends no usage chunk: `done` has none.
+    // An upstream that sends no usage chunk: `done` carries counted usage, marked estimated.
     fake.push(Reply::tokens(&["No", " usage", " here"]));
     let (id2, a2) = chat(&mut c, "again").await;
     assert_eq!(a2.t.status(), Some(FinalStatus::Completed));
     assert_eq!(a2.t.text, "No usage here");
-    assert_eq!(a2.usage, None);
+    let u = a2.usage.expect("usage on every end");
+    assert_eq!((u.completion_tokens, u.estimated), (3, true));
+    assert!(u.prompt_tokens > 0);
     assert_stored(&stack, &c, id2, &a2, MessageState::Completed).await;
     assert_eq!(fake.requests().len(), 2);
     println!(
@@ -249,7 +251,9 @@ async fn request_settings_reach_the_upstream() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reasoning_deltas_are_not_part_of_the_answer() {
+/// Reasoning deltas reach the client as `chunk{kind:"reasoning"}` frames, in order with the
+/// answer's, and are not part of the answer: not its text, not its stored text, not its history.
+async fn reasoning_deltas_reach_the_client_apart_from_the_answer() {
     let fake = FakeOpenAi::start().await;
     let stack = openai_stack(&fake, &[]).await;
     let mut c = WsClient::connect(&stack.gateway.ws_url()).await;
@@ -261,7 +265,18 @@ async fn reasoning_deltas_are_not_part_of_the_answer() {
     let (id, a) = chat(&mut c, "2+2?").await;
     assert_eq!(a.t.status(), Some(FinalStatus::Completed), "{a:?}");
     assert_eq!(a.t.text, "The answer is 4.");
+    assert_eq!(a.t.reasoning, "Let me think: 2+2 = 4");
     assert_stored(&stack, &c, id, &a, MessageState::Completed).await;
+    // The next request's history holds the answer only.
+    fake.push(StreamReply::new(&["ok"]));
+    let (_, b) = chat(&mut c, "and 3+3?").await;
+    assert_eq!(b.t.status(), Some(FinalStatus::Completed));
+    let history = request(&fake, 1).await.messages();
+    assert!(
+        history.contains(&("assistant".to_string(), "The answer is 4.".to_string())),
+        "{history:?}"
+    );
+    assert!(!format!("{history:?}").contains("think"), "{history:?}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -289,6 +304,11 @@ async fn cancel_over_the_socket_closes_the_upstream_connection() {
         a.t.text
     );
     assert_stored(&stack, &c, id, &a, MessageState::Cancelled).await;
+    // A cancelled stream gets no usage from the upstream: it is counted, and says so.
+    let stored = stack.ai.message(c.session_id, id).await.expect("stored");
+    let u = stored.usage.expect("usage on the cancelled end");
+    assert!(u.estimated, "{u:?}");
+    assert_eq!(u.completion_tokens, a.t.text.matches(" w").count() as u64);
 
     // The upstream sees its client go away: the model server would stop generating now.
     let gone = timeout(DISCONNECT_BOUND, fake.disconnected(0))

@@ -16,13 +16,16 @@
 //! to have been kept, does the message end `failed/redis_unavailable`.
 
 mod log_copy;
+mod pending;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt};
-use shared_proto::{ErrorBody, ErrorCode, FinalStatus, MessageState, StreamChunk, Usage};
+use shared_proto::{
+    DeltaKind, ErrorBody, ErrorCode, FinalStatus, MessageState, StreamChunk, Usage,
+};
 use store::{
     lifecycle, Appended, Finished, Lease, MessageRef, Outcome, Restored, Store, StoreError,
 };
@@ -32,6 +35,7 @@ use tracing::Instrument;
 use crate::provider::{GenerationRequest, Provider, ProviderEvent};
 use crate::registry::{StopHandle, StopReason};
 pub use log_copy::{LogCopy, RESTORE_LOG_MAX_BYTES};
+use pending::Pending;
 
 /// While a write is in flight, tokens accumulate up to about this many bytes; then the loop
 /// stops reading the provider until the write returns. This bounds a generation's memory and
@@ -41,12 +45,9 @@ pub use log_copy::{LogCopy, RESTORE_LOG_MAX_BYTES};
 const MAX_PENDING_BYTES: usize = 8 * 1024;
 
 /// While the store is away, the model is read on up to this many bytes, so that it does not
-/// time out on us during a restart or a failover.
+/// time out on us during a restart or a failover. What piles up goes out in chunks of at most
+/// [`pending::MAX_CHUNK_BYTES`] once the store is back.
 pub const OUTAGE_BUFFER_BYTES: usize = 1024 * 1024;
-
-/// The largest chunk written at once: what piled up during an outage goes out in pieces of at
-/// most this (far above [`MAX_PENDING_BYTES`], so the normal path never splits).
-const MAX_CHUNK_BYTES: usize = 16 * 1024;
 
 /// Back-off of a write the store did not take.
 const RETRY_FIRST: Duration = Duration::from_millis(50);
@@ -114,9 +115,19 @@ struct Writer {
     copy: LogCopy,
     outage: Option<Outage>,
     budget: Duration,
+    /// Completion tokens in the chunks made so far (what a cancel would count too).
+    tokens: u64,
+    /// The prompt's estimated size in tokens.
+    prompt_tokens: u64,
 }
 
 impl Writer {
+    /// What the answer cost, when the upstream did not say: what was streamed, and the prompt
+    /// estimated.
+    fn estimated_usage(&self) -> Usage {
+        Usage::estimated(self.prompt_tokens, self.tokens)
+    }
+
     /// Notes a failed store call; returns the delay before the next try, or None when the
     /// outage has lasted longer than the budget.
     fn failed(&mut self, e: &StoreError) -> Option<Duration> {
@@ -269,18 +280,17 @@ enum Restore {
     Impossible,
 }
 
-/// Takes the next chunk's text from `pending`: all of it, or at most [`MAX_CHUNK_BYTES`] (cut
-/// at a character boundary) after an outage piled it up.
-fn take_chunk(pending: &mut String) -> String {
-    if pending.len() <= MAX_CHUNK_BYTES {
-        return std::mem::take(pending);
-    }
-    let mut cut = MAX_CHUNK_BYTES;
-    while !pending.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    let rest = pending.split_off(cut);
-    std::mem::replace(pending, rest)
+/// The prompt's size in tokens, estimated as a quarter of its bytes (the user's content and
+/// the history sent with it), rounded up; the store uses the same rule for a message that
+/// ended before its first chunk.
+fn estimate_prompt_tokens(request: &GenerationRequest) -> u64 {
+    let bytes = request.content.len()
+        + request
+            .history
+            .iter()
+            .map(|t| t.content.len())
+            .sum::<usize>();
+    (bytes as u64).div_ceil(4)
 }
 
 type Write = BoxFuture<'static, (StreamChunk, Result<Appended, StoreError>)>;
@@ -303,10 +313,16 @@ impl Generation {
                 copy: LogCopy::new(self.request.content.clone(), self.created_ms),
                 outage: None,
                 budget: self.outage_budget,
+                tokens: 0,
+                prompt_tokens: 0,
             };
             let end = self.produce(&mut writer).await;
             match end {
-                End::Finish(outcome) => {
+                End::Finish(mut outcome) => {
+                    // Every end carries usage: the upstream's, or counted here.
+                    if outcome.usage.is_none() {
+                        outcome.usage = Some(writer.estimated_usage());
+                    }
                     let status = outcome.status;
                     match writer.finish(outcome.clone()).await {
                         Ok(Finished::Done { seq }) => {
@@ -348,13 +364,14 @@ impl Generation {
             Ok(history) => request.history = history,
             Err(e) => tracing::warn!(error = %e, "history unavailable; answering without it"),
         }
+        writer.prompt_tokens = estimate_prompt_tokens(&request);
         let mut stream = provider.stream(request);
         let mut renewal = tokio::time::interval_at(
             Instant::now() + lease_renewal,
             lease_renewal.max(Duration::from_millis(50)),
         );
         renewal.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut pending = String::new();
+        let mut pending = Pending::default();
         let mut seq: u64 = 0;
         let mut usage: Option<Usage> = None;
         let mut upstream_end: Option<Option<ErrorBody>> = None;
@@ -376,16 +393,19 @@ impl Generation {
 
         loop {
             if inflight.is_none() && retry.is_none() {
-                if !pending.is_empty() {
+                if let Some(piece) = pending.take_chunk() {
                     seq += 1;
-                    let chunk = StreamChunk::delta(
-                        msg.session_id,
-                        msg.message_id,
-                        seq,
-                        take_chunk(&mut pending),
-                        shared_proto::now_ms(),
-                    );
-                    inflight = Some(write(chunk));
+                    writer.tokens += piece.tokens;
+                    let (sid, mid, ts) = (msg.session_id, msg.message_id, shared_proto::now_ms());
+                    let chunk = match piece.kind {
+                        DeltaKind::Text => StreamChunk::delta(sid, mid, seq, piece.text, ts),
+                        DeltaKind::Reasoning => {
+                            StreamChunk::reasoning(sid, mid, seq, piece.text, ts)
+                        }
+                    };
+                    // Counts in the log, so whoever ends the message can say what it cost.
+                    let prompt = (seq == 1).then_some(writer.prompt_tokens);
+                    inflight = Some(write(chunk.with_tokens(writer.tokens, prompt)));
                 } else if let Some(error) = upstream_end.take() {
                     let status = if error.is_some() {
                         FinalStatus::Failed
@@ -458,7 +478,8 @@ impl Generation {
                 }
                 event = stream.next(), if upstream_end.is_none() && pending.len() < read_limit => {
                     match event {
-                        Some(Ok(ProviderEvent::Token(t))) => pending.push_str(&t),
+                        Some(Ok(ProviderEvent::Token(t))) => pending.push(DeltaKind::Text, &t),
+                        Some(Ok(ProviderEvent::Reasoning(t))) => pending.push(DeltaKind::Reasoning, &t),
                         Some(Ok(ProviderEvent::Usage(u))) => usage = Some(u),
                         Some(Err(e)) => {
                             tracing::warn!(code = %e.code, error = %e.message, "provider failed");
@@ -469,25 +490,5 @@ impl Generation {
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_pile_up_goes_out_in_bounded_chunks_cut_at_characters() {
-        let mut pending = "é".repeat(MAX_CHUNK_BYTES); // two bytes each
-        let mut sizes = Vec::new();
-        while !pending.is_empty() {
-            let c = take_chunk(&mut pending);
-            assert!(c.len() <= MAX_CHUNK_BYTES);
-            sizes.push(c.len());
-        }
-        assert_eq!(sizes, vec![MAX_CHUNK_BYTES, MAX_CHUNK_BYTES]);
-        let mut small = "abc".to_string();
-        assert_eq!(take_chunk(&mut small), "abc");
-        assert!(small.is_empty());
     }
 }

@@ -1,9 +1,11 @@
 //! The built-in demo model: deterministic text at a steady rate, no network.
 //!
 //! The text depends only on the prompt and the number of earlier turns, so a test can predict
-//! it, and history visibly changes it. A first line `!demo tokens=N rate=R fail_after=K`
-//! (each key optional) overrides the defaults for one message: `rate=0` means as fast as
-//! possible, `fail_after=K` fails the message with `upstream_error` after K tokens.
+//! it, and history visibly changes it. A first line `!demo tokens=N rate=R fail_after=K
+//! reasoning=M` (each key optional) overrides the defaults for one message: `rate=0` means as
+//! fast as possible, `fail_after=K` fails the message with `upstream_error` after K answer
+//! tokens, `reasoning=M` makes the model "think" first: M reasoning tokens (shown apart, not
+//! part of the answer) before the answer's, at the same rate.
 
 use std::time::Duration;
 
@@ -33,6 +35,8 @@ pub struct DemoPlan {
     pub tokens: u64,
     pub tokens_per_sec: f64,
     pub fail_after: Option<u64>,
+    /// Reasoning tokens before the answer.
+    pub reasoning: u64,
 }
 
 impl DemoProvider {
@@ -42,6 +46,7 @@ impl DemoProvider {
             tokens: self.tokens,
             tokens_per_sec: self.tokens_per_sec,
             fail_after: None,
+            reasoning: 0,
         };
         let first = prompt.lines().next().unwrap_or("");
         if let Some(rest) = first.trim().strip_prefix("!demo") {
@@ -63,6 +68,11 @@ impl DemoProvider {
                         }
                     }
                     "fail_after" => plan.fail_after = value.parse().ok(),
+                    "reasoning" => {
+                        if let Ok(n) = value.parse() {
+                            plan.reasoning = n;
+                        }
+                    }
                     _ => {}
                 }
             }
@@ -77,6 +87,17 @@ impl DemoProvider {
         let word = WORDS[(h % WORDS.len() as u64) as usize];
         if i == 0 {
             format!("{}{}", word[..1].to_uppercase(), &word[1..])
+        } else {
+            format!(" {word}")
+        }
+    }
+
+    /// The i-th reasoning token (0-based) for `prompt`: other words than the answer's.
+    pub fn thought(prompt: &str, i: u64) -> String {
+        let h = splitmix((fnv1a(prompt.as_bytes()) ^ 0x5EED_5EED).wrapping_add(i));
+        let word = WORDS[(h % WORDS.len() as u64) as usize];
+        if i == 0 {
+            format!("Hmm, {word}")
         } else {
             format!(" {word}")
         }
@@ -121,10 +142,12 @@ impl Provider for DemoProvider {
             start: None,
         };
         Box::pin(stream::unfold(state, |mut st| async move {
+            // Event i: reasoning while i < reasoning, then answer token i - reasoning.
             let i = st.next;
-            if let Some(k) = st.plan.fail_after {
-                if i >= k {
-                    if i == k {
+            let answer_i = i.checked_sub(st.plan.reasoning);
+            if let (Some(k), Some(a)) = (st.plan.fail_after, answer_i) {
+                if a >= k {
+                    if a == k {
                         st.next += 1;
                         let err = ProviderError::new(
                             ErrorCode::UpstreamError,
@@ -135,7 +158,7 @@ impl Provider for DemoProvider {
                     return None;
                 }
             }
-            if i >= st.plan.tokens {
+            if answer_i.is_some_and(|a| a >= st.plan.tokens) {
                 return None;
             }
             let start = *st.start.get_or_insert_with(Instant::now);
@@ -150,8 +173,11 @@ impl Provider for DemoProvider {
                 tokio::task::yield_now().await;
             }
             st.next += 1;
-            let token = DemoProvider::token(&st.prompt, st.turns, i);
-            Some((Ok(ProviderEvent::Token(token)), st))
+            let event = match answer_i {
+                Some(a) => ProviderEvent::Token(DemoProvider::token(&st.prompt, st.turns, a)),
+                None => ProviderEvent::Reasoning(DemoProvider::thought(&st.prompt, i)),
+            };
+            Some((Ok(event), st))
         }))
     }
 
@@ -186,7 +212,8 @@ mod tests {
             DemoPlan {
                 tokens: 5,
                 tokens_per_sec: 0.0,
-                fail_after: Some(2)
+                fail_after: Some(2),
+                reasoning: 0,
             }
         );
         assert_eq!(
@@ -194,7 +221,8 @@ mod tests {
             DemoPlan {
                 tokens: 60,
                 tokens_per_sec: 30.0,
-                fail_after: None
+                fail_after: None,
+                reasoning: 0,
             }
         );
         assert_eq!(p.plan("!demo rate=-1 tokens=x").tokens_per_sec, 30.0);
@@ -224,5 +252,21 @@ mod tests {
             .await;
         assert_eq!(got.len(), 4);
         assert!(matches!(&got[3], Err(e) if e.code == ErrorCode::UpstreamError));
+
+        // Reasoning first, then the same answer as without it.
+        let prompt = "!demo tokens=10 rate=0 reasoning=3\nhi";
+        let got: Vec<_> = p.stream(request(prompt)).collect().await;
+        assert_eq!(got.len(), 13);
+        assert!(got[..3]
+            .iter()
+            .all(|e| matches!(e, Ok(ProviderEvent::Reasoning(_)))));
+        let text: String = got[3..]
+            .iter()
+            .map(|e| match e {
+                Ok(ProviderEvent::Token(t)) => t.clone(),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(text, p.answer(prompt, 0));
     }
 }

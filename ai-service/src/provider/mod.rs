@@ -32,6 +32,9 @@ pub struct GenerationRequest {
 pub enum ProviderEvent {
     /// A piece of answer text (one token or a few).
     Token(String),
+    /// A piece of the model's reasoning (`reasoning_content` / `reasoning` of reasoning
+    /// models): delivered apart, never part of the answer or its history.
+    Reasoning(String),
     /// Token counts, when the upstream reports them (usually just before the end).
     Usage(Usage),
 }

@@ -645,8 +645,6 @@ export class Client {
       }
       const e: ConversationEntry = { messageId: m.message_id, content: m.content, state: m.state, text: m.text };
       if (m.status) e.status = m.status;
-      if (m.error) e.error = m.error;
-      if (m.usage) e.usage = m.usage;
       if (a) e.answer = a;
       entries.push(e);
     }

@@ -6,18 +6,16 @@
  * Until then a server that does not know them ignores `caps` and the extra fields, and answers
  * the extra client frames with `error{unknown_type}`, which the client handles.
  */
-import type { ErrorBody, FinalStatus, MessageState, Usage } from './wire/index.js';
+import type { DeltaKind, Usage } from './wire/index.js';
 
 /** What a chunk's `delta` is: answer text (the default when `kind` is absent) or reasoning. */
-export type PartKind = 'text' | 'reasoning';
+export type PartKind = DeltaKind;
 
 /** Capabilities the client announces in the `/ws` query (`caps=merge`). */
 export const CLIENT_CAPS = ['merge'] as const;
 
 /** Extra fields of a `chunk` frame. */
 export interface ChunkExtension {
-  /** Absent: `text`. */
-  kind?: PartKind;
   /** With `caps=merge`: this frame's `delta` is seqs `first_seq..=seq` concatenated. */
   first_seq?: number;
 }
@@ -25,25 +23,13 @@ export interface ChunkExtension {
 /** `done.usage` with the coming `estimated` flag (true: counted by us, not the upstream). */
 export type UsageNext = Usage & { estimated?: boolean };
 
-/** One message of a `conversation` answer, oldest first. */
-export interface ConversationMessage {
-  message_id: string;
-  content: string;
-  state: MessageState;
-  text: string;
-  last_seq: number;
-  status?: FinalStatus;
-  error?: ErrorBody;
-  usage?: UsageNext;
-}
+/** One message of a `conversation` answer, oldest first (now in shared-proto). */
+export type { ConversationMessage } from './wire/index.js';
 
 /** Server frames that are not in protocol v1 yet. */
 export type ServerFrameNext =
-  | { type: 'conversation'; messages: ConversationMessage[] }
-  /** A message of this session started by another socket (another tab or device). */
-  | { type: 'started'; message_id: string; content: string }
   /** The in-band token was accepted; `exp` is its expiry (seconds since the epoch). */
-  | { type: 'auth_ack'; exp: number };
+  { type: 'auth_ack'; exp: number };
 
 /** Client frames that are not in protocol v1 yet. */
-export type ClientFrameNext = { type: 'conversation' } | { type: 'auth'; token: string };
+export type ClientFrameNext = { type: 'auth'; token: string };

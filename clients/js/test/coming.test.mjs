@@ -1,7 +1,7 @@
 // @ts-check
 // Features the client implements against the coming wire additions (the client brief's
-// "wire additions coming"). The gateway does not support them yet, so each test is skipped
-// with what it waits for; the lead switches them on when the server side lands.
+// "wire additions coming"). Those the gateway does not support yet are skipped with what they
+// wait for; the others run against the real stack.
 
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,9 +15,7 @@ const ctx = useStack({ AUTH_SECRET: SECRET }, { token });
 const client = ctx.client;
 
 describe('coming wire additions', () => {
-  test('conversation(): the session\'s messages, oldest first, running ones followed', {
-    skip: 'needs server support: the `conversation` frame',
-  }, async () => {
+  test('conversation(): the session\'s messages, oldest first, running ones followed', async () => {
     const c = client();
     const done = c.chat(demo(5, 0, 'first'));
     await done.done;
@@ -30,35 +28,28 @@ describe('coming wire additions', () => {
     assert.equal(list[1]?.answer, running);
   });
 
-  test('conversation() on a gateway without it rejects with `unsupported`', async () => {
-    // Runs today: the current gateway answers the frame with error{unknown_type}.
-    const c = client();
-    await online(c);
-    await assert.rejects(c.conversation(), { code: 'unsupported' });
-  });
-
-  test('\'message\': an answer started by another socket of the session is followed', {
-    skip: 'needs server support: `started` frames to the other sockets of a session',
-  }, async () => {
+  test('\'message\': an answer started by another socket of the session is followed', async () => {
     const a = client();
     await online(a);
     const sessionId = a.sessionId ?? '';
     // A second device of the same user joins the session (explicit id and resume token).
     const b = client({ session: { id: sessionId, resumeToken: a.resumeToken ?? '' } });
+    // Joined before the chat: it learns of the message from `started` (a later join would
+    // find it in `welcome.active` instead).
+    await online(b);
     const seen = new Promise((resolve) => b.on('message', resolve));
     const mine = a.chat(demo(40, 50, 'from a'));
     const theirs = /** @type {import('@streamline/client').Answer} */ (await seen);
     assert.equal(theirs.messageId, mine.messageId);
     assert.equal(theirs.origin, 'started');
+    const got = await collect(theirs);
     const stored = await ctx.stack.stored(sessionId, mine.messageId);
-    assert.equal((await collect(theirs)).text, stored.text);
+    assert.equal(got.text, stored.text);
   });
 
-  test('reasoning parts are yielded in order and are not part of text()', {
-    skip: 'needs server support: chunks with kind=reasoning (a provider that streams reasoning)',
-  }, async () => {
+  test('reasoning parts are yielded in order and are not part of text()', async () => {
     const c = client();
-    const a = c.chat(demo(40, 0, 'think first'));
+    const a = c.chat('!demo tokens=40 rate=0 reasoning=12\nthink first');
     const got = await collect(a);
     assert.ok(got.reasoning.length > 0);
     assert.equal(await a.text(), got.text);

@@ -339,13 +339,15 @@ impl Inner {
             }
         }
         let seq = m.seq;
+        // As finish.lua: an end without usage (a cancel, a takeover) is counted from the log.
+        let usage = outcome.usage.or_else(|| Some(usage_from_log(m)));
         let entry = StreamChunk::done(
             msg.session_id,
             msg.message_id,
             seq,
             outcome.status,
             outcome.error.clone(),
-            outcome.usage,
+            usage,
             shared_proto::now_ms(),
         );
         let entry = Arc::new(entry);
@@ -372,7 +374,7 @@ impl Inner {
                 status: Some(outcome.status),
             };
             // An answer without text is left out (models reject empty assistant turns).
-            let assistant = (!answer.is_empty()).then(|| StoredTurn {
+            let assistant = (!answer.is_empty()).then_some(StoredTurn {
                 role: Role::Assistant,
                 content: answer,
                 message_id: Some(msg.message_id),
@@ -394,6 +396,18 @@ impl Inner {
         self.drain();
         Transition::Done { seq, owner }
     }
+}
+
+/// What a running message cost so far, from its log (the last text entry's running token
+/// count, the first's prompt estimate; without any, a quarter of the content's bytes).
+fn usage_from_log(m: &Message) -> shared_proto::Usage {
+    let completion = m.log.last().and_then(|c| c.tokens).unwrap_or(0);
+    let prompt = m
+        .log
+        .first()
+        .and_then(|c| c.prompt_tokens)
+        .unwrap_or_else(|| (m.content.len() as u64).div_ceil(4));
+    shared_proto::Usage::estimated(prompt, completion)
 }
 
 /// Appends turns to a session's history, as `finish.lua` does: an expired history starts over,

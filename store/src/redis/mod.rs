@@ -233,6 +233,9 @@ impl RedisStore {
             // the store answers means it is gone.
             (self.lease_ms / 2).max(1).to_string(),
             msg.message_id.to_string(),
+            // Whoever ends a message without knowing its cost (a cancel, a takeover) gets it
+            // counted from the log.
+            if outcome.usage.is_none() { "1" } else { "0" }.to_string(),
         ];
         let reply: Vec<Value> = self.scripts.finish.run(&self.client, keys, args).await?;
         let code = int_at(&reply, 0)?;

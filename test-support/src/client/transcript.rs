@@ -8,7 +8,10 @@ use uuid::Uuid;
 pub struct Transcript {
     pub message_id: Uuid,
     pub seqs: Vec<u64>,
+    /// The answer text (chunks without a kind).
     pub text: String,
+    /// The reasoning (chunks of kind `reasoning`), apart from the answer.
+    pub reasoning: String,
     pub done: Option<(u64, FinalStatus, Option<ErrorBody>)>,
     /// Frames of this message after its `done` (must stay empty).
     pub after_done: Vec<ServerFrame>,
@@ -55,13 +58,17 @@ pub fn absorb(t: &mut Transcript, f: &ServerFrame) -> bool {
             message_id,
             seq,
             delta,
+            kind,
             ..
         } if *message_id == t.message_id => {
             if t.done.is_some() {
                 t.after_done.push(f.clone());
             } else {
                 t.seqs.push(*seq);
-                t.text.push_str(delta);
+                match kind {
+                    shared_proto::DeltaKind::Text => t.text.push_str(delta),
+                    shared_proto::DeltaKind::Reasoning => t.reasoning.push_str(delta),
+                }
             }
             true
         }

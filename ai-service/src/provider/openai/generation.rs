@@ -134,9 +134,15 @@ impl Generation {
             if let Some(step) = self.progress.decoder.queue.pop_front() {
                 match step {
                     Step::Event(event) => {
-                        if matches!(event, ProviderEvent::Token(_)) {
-                            self.progress.got_token = true;
-                            self.progress.deadline = Some(after(cfg.idle_timeout));
+                        match &event {
+                            ProviderEvent::Token(_) => {
+                                self.progress.got_token = true;
+                                self.progress.deadline = Some(after(cfg.idle_timeout));
+                            }
+                            // Reasoning reached the client too: no retry from now on (its
+                            // deadline was pushed back when it was decoded).
+                            ProviderEvent::Reasoning(_) => self.progress.got_token = true,
+                            ProviderEvent::Usage(_) => {}
                         }
                         return Some(Ok(event));
                     }

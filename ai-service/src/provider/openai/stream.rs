@@ -13,7 +13,8 @@
 //!   `redact.rs`); events after a terminal step are ignored;
 //! - text is `choices[0].delta.content`; empty or null content is no token; other choices
 //!   are not ours (we never ask for `n > 1`);
-//! - `reasoning_content` is not answer text, only a sign of life;
+//! - `reasoning_content` / `reasoning` is not answer text: it becomes reasoning events (and a
+//!   sign of life);
 //! - a non-JSON event is skipped (a proxy's ping must not kill an answer).
 
 use std::collections::VecDeque;
@@ -163,6 +164,19 @@ impl Decoder {
             if choice.get("index").and_then(Value::as_u64).unwrap_or(0) != 0 {
                 continue;
             }
+            // A reasoning model "thinks" (`reasoning_content`: vLLM, DeepSeek, llama.cpp;
+            // `reasoning`: gpt-oss, OpenRouter) before (and between) answer tokens. That text is
+            // forwarded apart, and it proves the upstream is alive (the generation pushes its
+            // timeout back, see [`Thinking`]).
+            let reasoning = ["/delta/reasoning_content", "/delta/reasoning"]
+                .iter()
+                .find_map(|p| choice.pointer(p).and_then(Value::as_str))
+                .filter(|t| !t.is_empty());
+            if let Some(text) = reasoning {
+                *thinking = Thinking::Seen;
+                self.queue
+                    .push_back(Step::Event(ProviderEvent::Reasoning(text.to_owned())));
+            }
             // Role-only first deltas, `"content": null` (llama-server) and `""` (Ollama's last
             // chunk) carry no text.
             if let Some(text) = choice.pointer("/delta/content").and_then(Value::as_str) {
@@ -170,16 +184,6 @@ impl Decoder {
                     self.queue
                         .push_back(Step::Event(ProviderEvent::Token(text.to_owned())));
                 }
-            }
-            // A reasoning model "thinks" in `reasoning_content` before (and between) answer
-            // tokens. That text is not part of the answer, but it proves the upstream is alive
-            // (the generation pushes its timeout back, see [`Thinking`]).
-            let is_thinking = choice
-                .pointer("/delta/reasoning_content")
-                .and_then(Value::as_str)
-                .is_some_and(|t| !t.is_empty());
-            if is_thinking {
-                *thinking = Thinking::Seen;
             }
             if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
                 self.finish_reason = Some(reason.to_owned());
@@ -238,12 +242,11 @@ fn parse_usage(value: &Value) -> Option<Usage> {
     if get("prompt_tokens").is_none() && get("completion_tokens").is_none() {
         return None;
     }
-    Some(Usage {
+    Some(Usage::reported(
         prompt_tokens,
         completion_tokens,
-        total_tokens: get("total_tokens")
-            .unwrap_or_else(|| prompt_tokens.saturating_add(completion_tokens)),
-    })
+        get("total_tokens").unwrap_or_else(|| prompt_tokens.saturating_add(completion_tokens)),
+    ))
 }
 
 #[cfg(test)]
@@ -253,14 +256,7 @@ mod tests {
     #[test]
     fn usage_parsing() {
         let u = parse_usage(&serde_json::json!({"prompt_tokens": 3, "completion_tokens": 4}));
-        assert_eq!(
-            u,
-            Some(Usage {
-                prompt_tokens: 3,
-                completion_tokens: 4,
-                total_tokens: 7
-            })
-        );
+        assert_eq!(u, Some(Usage::reported(3, 4, 7)));
         assert_eq!(parse_usage(&Value::Null), None);
         assert_eq!(parse_usage(&serde_json::json!({})), None);
     }

@@ -3,4 +3,4 @@
 /**
  * A parsed client → gateway frame.
  */
-export type ClientFrame = { "type": "chat", content: string, message_id?: string | null, } | { "type": "cancel", message_id: string, } | { "type": "resume", message_id: string, after_seq: number, } | { "type": "heartbeat", };
+export type ClientFrame = { "type": "chat", content: string, message_id?: string | null, } | { "type": "cancel", message_id: string, } | { "type": "resume", message_id: string, after_seq: number, } | { "type": "heartbeat", } | { "type": "conversation", };

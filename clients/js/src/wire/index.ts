@@ -4,6 +4,8 @@ export type { ApiError } from './ApiError.js';
 export type { CancelResponse } from './CancelResponse.js';
 export type { CancelStatus } from './CancelStatus.js';
 export type { ClientFrame } from './ClientFrame.js';
+export type { ConversationMessage } from './ConversationMessage.js';
+export type { DeltaKind } from './DeltaKind.js';
 export type { ErrorBody } from './ErrorBody.js';
 export type { ErrorCode } from './ErrorCode.js';
 export type { FinalStatus } from './FinalStatus.js';

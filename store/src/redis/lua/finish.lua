@@ -20,7 +20,10 @@
 --       11 most answer bytes recorded in the history (whole entries until at least this many),
 --       12 the canceller replica (tombstone value), 13 tombstone ttl (ms; '0' = no tombstone),
 --       14 how long the owner must stay silent after the lease was first seen expired (ms),
---       15 the message id (recorded with its turns)
+--       15 the message id (recorded with its turns),
+--       16 '1' when the entry carries no usage: the script adds it, counted from the log (the
+--          last text entry's running token count, the first's prompt estimate; without any
+--          entry, a quarter of the content's bytes) and marked estimated
 -- Returns {1, new state, seq, owner} when this call made the transition,
 -- {0, current state, grace, ''} when already terminal (grace = 1 while the grace marker lives),
 -- {2, current state, 0, owner} when the owner's lease is still alive (takeover refused),
@@ -59,6 +62,23 @@ end
 -- last seq, which the hash records from now on.
 local seq = redis.call('LLEN', KEYS[2])
 local entry = ARGV[2] .. seq .. ARGV[3]
+if ARGV[16] == '1' then
+  local completion, prompt = 0, nil
+  if seq > 0 then
+    local ok, last = pcall(cjson.decode, redis.call('LINDEX', KEYS[2], -1))
+    if ok and type(last) == 'table' then
+      completion = tonumber(last.tokens) or 0
+    end
+    local ok2, first = pcall(cjson.decode, redis.call('LINDEX', KEYS[2], 0))
+    if ok2 and type(first) == 'table' then
+      prompt = tonumber(first.prompt_tokens)
+    end
+  end
+  prompt = prompt or math.ceil(#(h[3] or '') / 4)
+  entry = string.sub(entry, 1, -2) .. string.format(
+    ',"usage":{"prompt_tokens":%d,"completion_tokens":%d,"total_tokens":%d,"estimated":true}}',
+    prompt, completion, prompt + completion)
+end
 redis.call('HSET', KEYS[1], 'state', ARGV[1], 'finished_ms', ARGV[7], 'seq', seq)
 redis.call('RPUSH', KEYS[2], entry)
 redis.call('PEXPIRE', KEYS[2], ARGV[5])

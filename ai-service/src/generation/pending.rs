@@ -1,0 +1,133 @@
+//! The text a generation has read from its model and not yet written: answer text and
+//! reasoning, in the order the model produced them. Consecutive pieces of one kind coalesce;
+//! a chunk is always one kind (the next chunk's text is the front run of one kind). Each run
+//! counts the tokens (provider events) it holds, so each chunk can say how many it carries.
+
+use std::collections::VecDeque;
+
+use shared_proto::DeltaKind;
+
+/// The largest chunk written at once: what piled up during an outage goes out in pieces of at
+/// most this (far above what piles up between two writes otherwise, so the normal path never
+/// splits).
+pub const MAX_CHUNK_BYTES: usize = 16 * 1024;
+
+/// One run of one kind: its text and how many tokens it holds.
+#[derive(Debug)]
+struct Run {
+    kind: DeltaKind,
+    text: String,
+    tokens: u64,
+}
+
+/// A chunk's worth of pending text.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Piece {
+    pub kind: DeltaKind,
+    pub text: String,
+    pub tokens: u64,
+}
+
+/// Unwritten text, by kind, in order.
+#[derive(Debug, Default)]
+pub struct Pending {
+    runs: VecDeque<Run>,
+    bytes: usize,
+}
+
+impl Pending {
+    /// Adds one token (a provider event) the model produced.
+    pub fn push(&mut self, kind: DeltaKind, text: &str) {
+        self.bytes += text.len();
+        match self.runs.back_mut() {
+            Some(run) if run.kind == kind => {
+                run.text.push_str(text);
+                run.tokens += 1;
+            }
+            _ => self.runs.push_back(Run {
+                kind,
+                text: text.to_string(),
+                tokens: 1,
+            }),
+        }
+    }
+
+    /// Bytes waiting.
+    pub fn len(&self) -> usize {
+        self.bytes
+    }
+
+    /// The next chunk: the front run, or at most [`MAX_CHUNK_BYTES`] of it (cut at a character
+    /// boundary, its tokens shared out by bytes).
+    pub fn take_chunk(&mut self) -> Option<Piece> {
+        let run = self.runs.front_mut()?;
+        let piece = if run.text.len() <= MAX_CHUNK_BYTES {
+            let run = self.runs.pop_front()?;
+            Piece {
+                kind: run.kind,
+                text: run.text,
+                tokens: run.tokens,
+            }
+        } else {
+            let mut cut = MAX_CHUNK_BYTES;
+            while !run.text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            let share = (run.tokens * cut as u64 / run.text.len() as u64).clamp(1, run.tokens);
+            let rest = run.text.split_off(cut);
+            run.tokens -= share;
+            Piece {
+                kind: run.kind,
+                text: std::mem::replace(&mut run.text, rest),
+                tokens: share,
+            }
+        };
+        self.bytes -= piece.text.len();
+        Some(piece)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_keep_their_order_and_kind() {
+        let mut p = Pending::default();
+        p.push(DeltaKind::Reasoning, "think ");
+        p.push(DeltaKind::Reasoning, "more");
+        p.push(DeltaKind::Text, "The");
+        p.push(DeltaKind::Text, " answer");
+        p.push(DeltaKind::Reasoning, "again");
+        assert_eq!(p.len(), 25);
+        let piece = |kind, text: &str, tokens| {
+            Some(Piece {
+                kind,
+                text: text.into(),
+                tokens,
+            })
+        };
+        assert_eq!(p.take_chunk(), piece(DeltaKind::Reasoning, "think more", 2));
+        assert_eq!(p.take_chunk(), piece(DeltaKind::Text, "The answer", 2));
+        assert_eq!(p.take_chunk(), piece(DeltaKind::Reasoning, "again", 1));
+        assert_eq!(p.take_chunk(), None);
+        assert_eq!(p.len(), 0);
+    }
+
+    #[test]
+    fn a_pile_up_goes_out_in_bounded_chunks_cut_at_characters() {
+        let mut p = Pending::default();
+        for _ in 0..MAX_CHUNK_BYTES {
+            p.push(DeltaKind::Text, "é"); // two bytes each
+        }
+        let mut sizes = Vec::new();
+        let mut tokens = 0;
+        while let Some(c) = p.take_chunk() {
+            assert!(c.text.len() <= MAX_CHUNK_BYTES);
+            sizes.push(c.text.len());
+            tokens += c.tokens;
+        }
+        assert_eq!(sizes, vec![MAX_CHUNK_BYTES, MAX_CHUNK_BYTES]);
+        assert_eq!(tokens, MAX_CHUNK_BYTES as u64, "every token counted once");
+    }
+}
