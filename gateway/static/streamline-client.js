@@ -1223,8 +1223,6 @@ var Client = class {
       }
       const e = { messageId: m.message_id, content: m.content, state: m.state, text: m.text };
       if (m.status) e.status = m.status;
-      if (m.error) e.error = m.error;
-      if (m.usage) e.usage = m.usage;
       if (a) e.answer = a;
       entries.push(e);
     }
