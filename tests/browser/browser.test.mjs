@@ -689,7 +689,9 @@ describe('model output', () => {
       '<script>window.__pwned_fence=1</script><img src=x onerror="window.__pwned_fence_img=1">',
       '```',
     ].join('\n');
-    fakeModel.script(prompt, { tokens: tokenize(answer, 5) });
+    // The reasoning, too (OpenAI `reasoning_content` deltas, forwarded as reasoning chunks).
+    const reasoning = ['<img src=x onerror="window.__pwned_reasoning=1">', ' <script>window.__pwned_thought=1</script>'];
+    fakeModel.script(prompt, { tokens: tokenize(answer, 5), reasoning });
     const { page, close, pageErrors } = await openClient('inert', { on: scripted });
     try {
       // Whatever ran, or was stopped by the CSP, would leave a trace here.
@@ -714,6 +716,8 @@ describe('model output', () => {
         '[click me](javascript:window.__pwned_link=1)', '<script>window.__pwned_fence=1</script>']) {
         assert.ok(shown.includes(literal), `shown as the characters it is: ${literal}`);
       }
+      assert.equal(await page.locator(`${sel(id)} [data-testid=reasoning-text]`).textContent(), reasoning.join(''),
+        'the reasoning, shown as the characters it is');
       await screenshot(page, '14-inert.png');
       assert.deepEqual(pageErrors(), []);
     } finally {
