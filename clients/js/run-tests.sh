@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Everything CI runs for clients/js (@streamline/client), from a clean clone:
 #   npm ci · type check (src, then the tests against the built .d.ts) · build ·
-#   staleness of src/wire against shared-proto · node --test against the real stack.
+#   staleness of src/wire against shared-proto · staleness of the web bundle
+#   (gateway/static/streamline-client.js) against src · node --test against the real stack.
 # Needs Node >= 20, cargo, redis-server, and the binaries `cargo build -p gateway -p ai-service`
 # makes, taken from STACK_BIN_DIR (default <repo>/target/debug).
 set -euo pipefail
@@ -25,5 +26,7 @@ echo "== clients/js: type check (tests, against dist) =="
 npx tsc -p test/tsconfig.json
 echo "== clients/js: generated wire types up to date =="
 scripts/gen-wire.sh --check
+echo "== clients/js: web bundle (gateway/static/streamline-client.js) up to date =="
+node scripts/bundle.mjs --check
 echo "== clients/js: tests (real redis-server, ai-service, gateway) =="
 node --test --test-concurrency=1 test/

@@ -1,9 +1,16 @@
-// Real-browser tests of the reference web client (gateway/static/{index.html,app.js,style.css}).
+// Real-browser tests of the reference web client (gateway/static: index.html, app.js and its
+// modules, and streamline-client.js, the @streamline/client bundle).
 //
-// What runs: a private redis-server, the ai-service and gateway binaries from STACK_BIN_DIR
-// (default <repo>/target/debug), a node TCP proxy in front of the gateway, and headless
-// Chromium (/usr/bin/chromium, or CHROMIUM_PATH) driven by playwright-core. The page is
-// loaded through the proxy, so its WebSocket goes through it and the proxy can drop it.
+// What runs: two private stacks (harness.mjs: redis-server, the ai-service and gateway
+// binaries from STACK_BIN_DIR, default <repo>/target/debug, and a node TCP proxy in front of
+// the gateway), and headless Chromium (/usr/bin/chromium, or CHROMIUM_PATH) driven by
+// playwright-core:
+//   - `stack`: the demo model. It obeys a first prompt line `!demo tokens=N rate=R` (R tokens/s,
+//     0 = max; `fail_after=K`; `reasoning=N`: N reasoning tokens before the answer);
+//   - `scripted`: the ai-service's real OpenAI provider in front of fake-openai.mjs, a scripted
+//     model server speaking the OpenAI streaming wire format (for Markdown and hostile output).
+// The page is loaded through the proxy, so its WebSocket goes through it and the proxy can drop
+// it.
 //
 // Run:   cargo build -p gateway -p ai-service && tests/browser/run.sh
 //   or:  cd tests/browser && npm ci && node --test
@@ -11,18 +18,22 @@
 // Output: screenshots in tests/output/browser/*.png; service and browser-console logs in
 //         tests/output/browser/logs/.
 //
-// The demo model obeys a first prompt line `!demo tokens=N rate=R` (R tokens/s, 0 = max).
 // Every test compares what the page shows with what the store holds
 // (GET /v1/sessions/{session_id}/messages/{message_id} on the ai-service): they must be equal.
-// Synchronisation is always on page state (waitForFunction / waitForSelector), never sleeps.
+// Synchronisation is always on page state (waitForFunction / waitForSelector) or on events of
+// the fake model, never sleeps. Tests of features the server does not have yet skip with
+// `needs server support: …`, decided by server-support.mjs probing the gateway itself.
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 
+import { startFakeOpenAi, tokenize } from './fake-openai.mjs';
 import { OUTPUT_DIR, REPO_ROOT, startStack } from './harness.mjs';
+import { needs, probeServer } from './server-support.mjs';
 
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const CHROMIUM_ARGS = [
@@ -30,56 +41,92 @@ const CHROMIUM_ARGS = [
   '--disable-background-networking', '--disable-component-update', '--disable-sync',
 ];
 const WAIT_MS = 30_000;
+const STATIC_DIR = path.join(REPO_ROOT, 'gateway', 'static');
+/** What the gateway serves from gateway/static, and as what. */
+const SERVED = [
+  ['/', 'index.html', 'text/html'],
+  [`/c/${crypto.randomUUID()}`, 'index.html', 'text/html'],
+  ['/app.js', 'app.js', 'text/javascript'],
+  ['/answer-view.js', 'answer-view.js', 'text/javascript'],
+  ['/markdown.js', 'markdown.js', 'text/javascript'],
+  ['/error-text.js', 'error-text.js', 'text/javascript'],
+  ['/streamline-client.js', 'streamline-client.js', 'text/javascript'],
+  ['/style.css', 'style.css', 'text/css'],
+];
+/** The elements markdown.js makes, and the attributes each may carry. Nothing else. */
+const MARKDOWN_ELEMENTS = {
+  P: [], H3: [], H4: [], H5: [], H6: [], UL: [], OL: ['start'], LI: [], PRE: ['data-lang', 'data-open'],
+  CODE: [], STRONG: [], EM: [], DEL: [], BLOCKQUOTE: [], HR: [], A: ['href', 'rel', 'target'],
+};
 
 let stack;
+let scripted;
+let fakeModel;
 let browser;
+/** What the gateway under test supports (server-support.mjs). */
+let support;
 
 before(async () => {
   fs.mkdirSync(path.join(OUTPUT_DIR, 'logs'), { recursive: true });
+  fakeModel = await startFakeOpenAi();
   stack = await startStack();
   try {
+    scripted = await startStack({
+      name: 'scripted',
+      aiEnv: { PROVIDER: 'openai', OPENAI_BASE_URL: fakeModel.baseUrl, OPENAI_MODEL: 'fake-model' },
+    });
     // The gateway embeds gateway/static at build time: make sure it serves what is on disk.
-    for (const [url, file] of [['/', 'index.html'], ['/app.js', 'app.js'], ['/style.css', 'style.css']]) {
-      const served = await (await fetch(new URL(url, stack.gatewayUrl))).text();
-      const onDisk = fs.readFileSync(path.join(REPO_ROOT, 'gateway', 'static', file), 'utf8');
-      assert.equal(served, onDisk, `gateway serves a stale ${file}: rebuild it (cargo build -p gateway)`);
+    for (const [url, file, type] of SERVED) {
+      const r = await fetch(new URL(url, stack.gatewayUrl));
+      const served = await r.text();
+      const onDisk = fs.readFileSync(path.join(STATIC_DIR, file), 'utf8');
+      assert.equal(r.status, 200, url);
+      assert.equal(served, onDisk, `gateway serves a stale ${file} at ${url}: rebuild it (cargo build -p gateway)`);
+      assert.ok(r.headers.get('content-type').startsWith(type), `${url}: ${r.headers.get('content-type')}`);
+      assert.equal(r.headers.get('x-content-type-options'), 'nosniff', url);
+      if (type === 'text/html') {
+        assert.match(r.headers.get('content-security-policy'), /script-src 'self'; /, `${url}: strict CSP`);
+      }
     }
-    // A fresh temporary profile per launch (playwright's default).
+    assert.equal((await fetch(new URL('/c/not-a-session', stack.gatewayUrl))).status, 404);
+    // A fresh temporary profile per context (playwright's default).
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+    const probe = await browser.newPage();
+    await probe.goto(new URL('/healthz', stack.gatewayUrl).href);
+    support = await probeServer(probe);
+    await probe.close();
+    console.log(`# server support: ${JSON.stringify(support)}`);
   } catch (e) {
+    await scripted?.stop();
     await stack.stop();
     throw e;
   }
-}, { timeout: 120_000 });
+}, { timeout: 180_000 });
 
 after(async () => {
   await browser?.close().catch(() => {});
+  await scripted?.stop();
   await stack?.stop();
+  await fakeModel?.close();
 });
 
 // ------------------------------------------------------------------ helpers
 
-/** Opens the client in a fresh context and waits until it is online with a session. */
-async function openClient(name, viewport = { width: 1024, height: 768 }) {
-  const context = await browser.newContext({ viewport });
-  const page = await context.newPage();
-  const consoleLines = [];
-  page.on('console', (m) => consoleLines.push(`[${m.type()}] ${m.text()}`));
-  page.on('pageerror', (e) => consoleLines.push(`[pageerror] ${e.stack || e}`));
-  const close = async () => {
-    fs.writeFileSync(path.join(OUTPUT_DIR, 'logs', `console-${name}.log`), `${consoleLines.join('\n')}\n`);
-    await context.close();
-  };
-  try {
-    await page.goto(stack.pageUrl);
-    await page.waitForFunction(
-      () => document.body.dataset.conn === 'online' && !!document.body.dataset.sessionId,
-      null, { timeout: WAIT_MS });
-  } catch (e) {
-    await close();
-    throw e;
-  }
-  // Record every connection-indicator state the page goes through.
+/** Collects a page's console lines and page errors; `pageErrors()` returns the latter. */
+function watchConsole(page, lines) {
+  page.on('console', (m) => lines.push(`[${m.type()}] ${m.text()}`));
+  page.on('pageerror', (e) => lines.push(`[pageerror] ${e.stack || e}`));
+}
+
+/** Waits until the page is online with a session. */
+async function waitOnline(page) {
+  await page.waitForFunction(
+    () => document.body.dataset.conn === 'online' && !!document.body.dataset.sessionId,
+    null, { timeout: WAIT_MS });
+}
+
+/** Records every connection-indicator state the page goes through (window.__connHistory). */
+async function recordConnStates(page) {
   await page.evaluate(() => {
     window.__connHistory = [document.body.dataset.conn];
     new MutationObserver(() => {
@@ -87,8 +134,39 @@ async function openClient(name, viewport = { width: 1024, height: 768 }) {
       if (window.__connHistory.at(-1) !== s) window.__connHistory.push(s);
     }).observe(document.body, { attributes: true, attributeFilter: ['data-conn'] });
   });
+}
+
+/**
+ * Opens the client in a fresh context (a fresh browser profile) and waits until it is online
+ * with a session. `at`: the stack to load it from, and a path (default `/`).
+ */
+async function openClient(name, { viewport = { width: 1024, height: 768 }, on = stack, path: at = '/' } = {}) {
+  const context = await browser.newContext({ viewport });
+  const consoleLines = [];
+  const pages = [];
+  /** Another tab of the same profile (same localStorage), loaded at `url`. */
+  const newTab = async (url) => {
+    const page = await context.newPage();
+    watchConsole(page, consoleLines);
+    pages.push(page);
+    await page.goto(url);
+    await waitOnline(page);
+    await recordConnStates(page);
+    return page;
+  };
+  const close = async () => {
+    fs.writeFileSync(path.join(OUTPUT_DIR, 'logs', `console-${name}.log`), `${consoleLines.join('\n')}\n`);
+    await context.close();
+  };
+  let page;
+  try {
+    page = await newTab(new URL(at, on.origin).href);
+  } catch (e) {
+    await close();
+    throw e;
+  }
   const pageErrors = () => consoleLines.filter((l) => l.startsWith('[pageerror]'));
-  return { page, close, pageErrors };
+  return { page, context, newTab, close, pageErrors };
 }
 
 /** Types a prompt the way a user does (Shift+Enter between lines, Enter to send). */
@@ -105,10 +183,21 @@ async function sendPrompt(page, text) {
   await answer.waitFor({ timeout: WAIT_MS });
   const id = await answer.getAttribute('data-message-id');
   assert.match(id, /^[0-9a-f-]{36}$/, 'each answer carries its message id');
+  assert.equal(await answer.getAttribute('data-testid'), 'answer');
   return id;
 }
 
-const sel = (id) => `.msg-assistant[data-message-id="${id}"]`;
+/** Sends a prompt without typing it (for prompts with characters a keyboard would mangle). */
+async function sendText(page, text) {
+  const before = await page.locator('.msg-assistant').count();
+  await page.locator('[data-testid=input]').fill(text);
+  await page.locator('[data-testid=send]').click();
+  const answer = page.locator('.msg-assistant').nth(before);
+  await answer.waitFor({ timeout: WAIT_MS });
+  return answer.getAttribute('data-message-id');
+}
+
+const sel = (id) => `[data-testid=answer][data-message-id="${id}"]`;
 
 function waitForStatus(page, id, status) {
   return page.waitForFunction(
@@ -123,16 +212,24 @@ function waitForSeq(page, id, atLeast) {
 }
 
 async function pageState(page, id) {
-  return page.evaluate((s) => {
+  return page.evaluate(([s, allowed]) => {
     const el = document.querySelector(s);
+    const textEl = el.querySelector('[data-testid=answer-text]');
+    const strays = [];
+    for (const e of textEl.querySelectorAll('*')) {
+      const attrs = allowed[e.tagName];
+      if (!attrs) strays.push(e.tagName);
+      else for (const a of e.getAttributeNames()) if (!attrs.includes(a)) strays.push(`${e.tagName}[${a}]`);
+    }
     return {
       status: el.dataset.status,
       lastSeq: Number(el.dataset.lastSeq),
-      text: el.querySelector('[data-testid=answer-text]').textContent,
-      elementsInText: el.querySelectorAll('[data-testid=answer-text] *').length,
+      text: textEl.textContent,
+      html: textEl.innerHTML,
+      strays,
       sessionId: document.body.dataset.sessionId,
     };
-  }, sel(id));
+  }, [sel(id), MARKDOWN_ELEMENTS]);
 }
 
 async function errorCount(page) {
@@ -145,16 +242,42 @@ async function screenshot(page, file) {
   assert.ok(fs.statSync(p).size > 0, `${p} written`);
 }
 
-/** The page's text for the answer equals the store's, and the states agree. */
-async function assertMatchesStore(page, id, status) {
+/**
+ * The page's answer equals the store's: the states agree, every chunk was drawn, and the
+ * drawn text is the stored text. The demo model writes plain words, so its Markdown is the
+ * text itself; `markdown: true` compares the drawing with markdown.js's own drawing of the
+ * stored text instead (what the page shows is then exactly what the stored text renders to).
+ * `redrawn: true`: a finished answer drawn from the conversation's text, not from chunks (it
+ * has no seq to compare).
+ */
+async function assertMatchesStore(page, id, status, { on = stack, markdown = false, redrawn = false } = {}) {
   const shown = await pageState(page, id);
-  const stored = await stack.stored(shown.sessionId, id);
+  const stored = await on.stored(shown.sessionId, id);
   assert.equal(shown.status, status, 'status shown by the page');
   assert.equal(stored.state, status, 'state in the store');
-  assert.equal(shown.lastSeq, stored.last_seq, 'page rendered every chunk in the store');
-  assert.equal(shown.text, stored.text, 'page text equals stored text (no loss, no duplicate)');
-  assert.equal(shown.elementsInText, 0, 'model text is inserted as text, never as HTML');
+  if (redrawn) assert.ok(Number.isNaN(shown.lastSeq), 'a redrawn answer was not drawn from chunks');
+  else assert.equal(shown.lastSeq, stored.last_seq, 'page rendered every chunk in the store');
+  assert.deepEqual(shown.strays, [], 'model text is drawn as text: only the Markdown elements, none with other attributes');
+  if (markdown) {
+    assert.equal(shown.html, await renderInPage(page, stored.text), 'page shows exactly the stored text as Markdown');
+  } else {
+    assert.equal(shown.text, stored.text, 'page text equals stored text (no loss, no duplicate)');
+  }
   return { shown, stored };
+}
+
+/** markdown.js's drawing of `source`, made in the page on a detached element. */
+function renderInPage(page, source) {
+  return page.evaluate(async (src) => {
+    const { MarkdownView } = await import('/markdown.js');
+    const div = document.createElement('div');
+    new MarkdownView(div).update(src);
+    return div.innerHTML;
+  }, source);
+}
+
+function sessionFromUrl(page) {
+  return /\/c\/([0-9a-f-]{36})$/.exec(new URL(page.url()).pathname)?.[1];
 }
 
 // ------------------------------------------------------------------ tests
@@ -163,6 +286,9 @@ describe('reference web client', () => {
   test('a message streams, completes, and equals the stored text', { timeout: 90_000 }, async () => {
     const { page, close, pageErrors } = await openClient('send');
     try {
+      // Welcomed at /: the address names the new session.
+      const sessionId = await page.evaluate(() => document.body.dataset.sessionId);
+      assert.equal(sessionFromUrl(page), sessionId, 'the address moved to /c/<session_id>');
       const id = await sendPrompt(page, '!demo tokens=60 rate=30\nhello <b>not bold</b> & <img src=x>');
 
       // The user's own words are shown literally, as text.
@@ -321,18 +447,318 @@ describe('reference web client', () => {
   });
 
   test('phone width: usable layout, answer completes', { timeout: 90_000 }, async () => {
-    const { page, close, pageErrors } = await openClient('phone', { width: 375, height: 740 });
+    const { page, close, pageErrors } = await openClient('phone', { viewport: { width: 375, height: 740 } });
     try {
       const id = await sendPrompt(page, '!demo tokens=40 rate=0\nshort answer please');
       await waitForStatus(page, id, 'completed');
       await assertMatchesStore(page, id, 'completed');
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       assert.ok(overflow <= 0, `no horizontal scrolling at phone width (overflow ${overflow}px)`);
-      for (const tid of ['input', 'send']) {
+      for (const tid of ['input', 'send', 'new-chat', 'connection']) {
         const b = await page.locator(`[data-testid=${tid}]`).boundingBox();
         assert.ok(b && b.x >= 0 && b.x + b.width <= 375, `${tid} fits the screen`);
       }
       await screenshot(page, '05-phone.png');
+      assert.deepEqual(pageErrors(), []);
+    } finally {
+      await close();
+    }
+  });
+});
+
+describe('conversations: reloads, tabs, addresses', () => {
+  test('reload mid-answer: the same answer completes with identical text, and the earlier turns are redrawn', { timeout: 120_000 }, async (t) => {
+    const { page, close, pageErrors } = await openClient('reload');
+    try {
+      const sessionId = sessionFromUrl(page);
+      assert.ok(sessionId, `the address names the session: ${page.url()}`);
+      const first = await sendPrompt(page, '!demo tokens=12 rate=0\nthe first turn');
+      await waitForStatus(page, first, 'completed');
+      const second = await sendPrompt(page, '!demo tokens=300 rate=25\nthe second turn, long');
+      await waitForSeq(page, second, 5);
+      const before = await pageState(page, second);
+
+      await page.reload();
+      await waitOnline(page);
+      assert.equal(sessionFromUrl(page), sessionId, 'still the same address');
+      assert.equal(await page.evaluate(() => document.body.dataset.sessionId), sessionId, 'the reload joined the session');
+      // The unfinished answer is back at once with what the page had (storage), and goes on.
+      const again = await pageState(page, second);
+      assert.ok(again.text.startsWith(before.text.slice(0, 20)), 'the reloaded page shows the text it had');
+      assert.notEqual(again.status, 'completed', 'the reload happened mid-answer');
+      await screenshot(page, '07-reloaded.png');
+      await waitForStatus(page, second, 'completed');
+      const { stored } = await assertMatchesStore(page, second, 'completed');
+      assert.ok(stored.last_seq > before.lastSeq, `reloaded mid-answer (seq ${before.lastSeq} of ${stored.last_seq})`);
+      assert.equal(await page.locator(`${sel(second)}`).count(), 1, 'one element for the answer');
+      assert.equal(await errorCount(page), 0, 'a reload is not an error');
+      assert.deepEqual(pageErrors(), []);
+
+      const skip = needs(support, 'conversation');
+      if (skip) {
+        t.skip(skip);
+        return;
+      }
+      // The earlier turn, from the server's conversation: its words, its answer, in order.
+      await page.waitForSelector(sel(first), { timeout: WAIT_MS });
+      await assertMatchesStore(page, first, 'completed', { redrawn: true });
+      const order = await page.evaluate(() => [...document.querySelectorAll('#log > .msg')].map((e) =>
+        e.classList.contains('msg-user') ? `user:${e.textContent}` : `answer:${e.dataset.messageId}`));
+      assert.deepEqual(order, [
+        'user:!demo tokens=12 rate=0\nthe first turn', `answer:${first}`,
+        'user:!demo tokens=300 rate=25\nthe second turn, long', `answer:${second}`,
+      ]);
+      await screenshot(page, '08-reload-redrawn.png');
+    } finally {
+      await close();
+    }
+  });
+
+  test('two tabs on one /c/<id>: both show the same final text, and Stop in one stops both', { timeout: 120_000 }, async (t) => {
+    const skip = needs(support, 'severalSockets');
+    if (skip) {
+      t.skip(skip);
+      return;
+    }
+    const { page: a, newTab, close, pageErrors } = await openClient('two-tabs');
+    try {
+      const sessionId = sessionFromUrl(a);
+      const b = await newTab(a.url());
+      assert.equal(await b.evaluate(() => document.body.dataset.sessionId), sessionId, 'the second tab joined the session');
+
+      // A message started in B appears in A; both end with the stored text.
+      const done = await sendPrompt(b, '!demo tokens=30 rate=30\nfrom tab B');
+      await waitForStatus(a, done, 'completed');
+      await waitForStatus(b, done, 'completed');
+      const inA = await assertMatchesStore(a, done, 'completed');
+      const inB = await assertMatchesStore(b, done, 'completed');
+      assert.equal(inA.shown.text, inB.shown.text, 'both tabs show the same text');
+      assert.equal(await a.locator('.msg-user').last().textContent(), '!demo tokens=30 rate=30\nfrom tab B',
+        "tab A shows tab B's words");
+
+      // A long answer started in A, stopped in B: both end cancelled with the same text.
+      const long = await sendPrompt(a, '!demo tokens=1000 rate=20\na long one from tab A');
+      await waitForSeq(b, long, 3);
+      await waitForSeq(a, long, 3);
+      await b.locator('[data-testid=cancel]').click();
+      await waitForStatus(b, long, 'cancelled');
+      await waitForStatus(a, long, 'cancelled');
+      const stoppedA = await assertMatchesStore(a, long, 'cancelled');
+      const stoppedB = await assertMatchesStore(b, long, 'cancelled');
+      assert.equal(stoppedA.shown.text, stoppedB.shown.text, 'both tabs stopped at the same text');
+      assert.ok(stoppedA.stored.last_seq < 1000, 'the answer stopped early');
+      for (const p of [a, b]) {
+        assert.equal(await errorCount(p), 0, 'no error in either tab');
+        assert.equal(await p.evaluate(() => document.body.dataset.conn), 'online', 'both tabs stay online');
+      }
+      await screenshot(a, '09-tab-a.png');
+      await screenshot(b, '10-tab-b.png');
+      assert.deepEqual(pageErrors(), []);
+    } finally {
+      await close();
+    }
+  });
+
+  test('/c/<id> this browser has no token for: a new session, said politely, no error', { timeout: 90_000 }, async () => {
+    const unknown = crypto.randomUUID();
+    const { page, close, pageErrors } = await openClient('unknown-session', { path: `/c/${unknown}` });
+    try {
+      const sessionId = await page.evaluate(() => document.body.dataset.sessionId);
+      assert.notEqual(sessionId, unknown, 'a session of its own');
+      assert.equal(sessionFromUrl(page), sessionId, 'the address names the new session');
+      const notice = page.locator('[data-testid=notice]');
+      assert.ok(await notice.isVisible(), 'a notice says what happened');
+      assert.match(await notice.textContent(), /new one was started/);
+      assert.equal(await errorCount(page), 0, 'no error page, no error');
+      const id = await sendPrompt(page, '!demo tokens=10 rate=0\nworks');
+      await waitForStatus(page, id, 'completed');
+      await assertMatchesStore(page, id, 'completed');
+      await screenshot(page, '11-unknown-session.png');
+      assert.deepEqual(pageErrors(), []);
+    } finally {
+      await close();
+    }
+  });
+
+  test('"New chat" starts a new session and moves the address; Back returns to the first', { timeout: 90_000 }, async (t) => {
+    const { page, close, pageErrors } = await openClient('new-chat');
+    try {
+      const firstSession = sessionFromUrl(page);
+      const id = await sendPrompt(page, '!demo tokens=10 rate=0\nin the first chat');
+      await waitForStatus(page, id, 'completed');
+
+      await page.locator('[data-testid=new-chat]').click();
+      await page.waitForFunction((old) => document.body.dataset.conn === 'online'
+        && document.body.dataset.sessionId && document.body.dataset.sessionId !== old, firstSession, { timeout: WAIT_MS });
+      const secondSession = await page.evaluate(() => document.body.dataset.sessionId);
+      assert.equal(sessionFromUrl(page), secondSession, 'the address moved to the new session');
+      assert.equal(await page.locator('[data-testid=answer]').count(), 0, 'the new chat is empty');
+      const next = await sendPrompt(page, '!demo tokens=10 rate=0\nin the second chat');
+      await waitForStatus(page, next, 'completed');
+      await assertMatchesStore(page, next, 'completed');
+
+      await page.goBack();
+      await page.waitForFunction((old) => document.body.dataset.conn === 'online'
+        && document.body.dataset.sessionId === old, firstSession, { timeout: WAIT_MS });
+      assert.equal(sessionFromUrl(page), firstSession, 'Back: the first chat again');
+      assert.equal(await page.locator(sel(next)).count(), 0, "the second chat's answer is not shown here");
+      assert.equal(await errorCount(page), 0);
+      assert.deepEqual(pageErrors(), []);
+      const skip = needs(support, 'conversation');
+      if (skip) {
+        t.skip(skip);
+        return;
+      }
+      await page.waitForSelector(sel(id), { timeout: WAIT_MS });
+      await assertMatchesStore(page, id, 'completed', { redrawn: true });
+    } finally {
+      await close();
+    }
+  });
+});
+
+describe('model output', () => {
+  test('Markdown renders: paragraphs, lists, code blocks (an unclosed fence as code while it streams)', { timeout: 90_000 }, async () => {
+    const prompt = 'markdown please';
+    const answer = [
+      'Here is **the plan**, in *short*:',
+      '',
+      '- apples',
+      '- pears, `ripe`',
+      '  - nested item',
+      '',
+      '1. first',
+      '2. second',
+      '',
+      '```js',
+      'const ok = 1 < 2 && "<b>";',
+      'console.log(ok);',
+      '```',
+      '',
+      'Done.',
+    ].join('\n');
+    const tokens = tokenize(answer);
+    // Hold the answer inside the code block: after "const ok" has been sent.
+    const holdAfter = tokens.findIndex((_, i) => tokens.slice(0, i).join('').includes('const ok = 1'));
+    fakeModel.script(prompt, { tokens, holdAfter });
+    const { page, close, pageErrors } = await openClient('markdown', { on: scripted });
+    try {
+      const id = await sendText(page, prompt);
+      await fakeModel.held(prompt);
+      const text = page.locator(`${sel(id)} [data-testid=answer-text]`);
+      // Mid-answer: the fence is open, and what came of it is already a code block.
+      await page.waitForFunction((s) => document.querySelector(s)?.querySelector('pre[data-open] code')?.textContent.startsWith('const ok = 1'),
+        `${sel(id)} [data-testid=answer-text]`, { timeout: WAIT_MS });
+      assert.equal(await text.locator('ul > li').count(), 3, 'the bullet list so far (with its nested item)');
+      await screenshot(page, '12-markdown-streaming.png');
+      fakeModel.release(prompt);
+
+      await waitForStatus(page, id, 'completed');
+      const { stored } = await assertMatchesStore(page, id, 'completed', { on: scripted, markdown: true });
+      assert.equal(stored.text, answer, 'the store holds the scripted answer');
+      assert.equal(await text.locator('p').first().textContent(), 'Here is the plan, in short:');
+      assert.equal(await text.locator('p strong').first().textContent(), 'the plan');
+      assert.equal(await text.locator('p em').first().textContent(), 'short');
+      assert.deepEqual(await text.locator(':scope > ul > li').evaluateAll((li) => li.map((e) => e.firstChild.textContent)),
+        ['apples', 'pears, ']);
+      assert.equal(await text.locator(':scope > ul > li code').textContent(), 'ripe');
+      assert.equal(await text.locator(':scope > ul > li > ul > li').textContent(), 'nested item');
+      assert.deepEqual(await text.locator(':scope > ol > li').allTextContents(), ['first', 'second']);
+      assert.equal(await text.locator('pre').getAttribute('data-lang'), 'js');
+      assert.equal(await text.locator('pre').getAttribute('data-open'), null, 'the fence closed');
+      assert.equal(await text.locator('pre code').textContent(), 'const ok = 1 < 2 && "<b>";\nconsole.log(ok);');
+      assert.equal(await text.locator('b').count(), 0, 'markup inside code is text');
+      assert.equal(await text.locator(':scope > p').last().textContent(), 'Done.');
+      await screenshot(page, '13-markdown.png');
+      assert.deepEqual(pageErrors(), []);
+    } finally {
+      await close();
+    }
+  });
+
+  test('model output with <img onerror>, <script> and javascript: links renders inert', { timeout: 90_000 }, async () => {
+    const prompt = 'hostile please';
+    const answer = [
+      'Look: <img src=x onerror="window.__pwned_img=1"> and <script>window.__pwned_script=1</script>',
+      '<svg onload="window.__pwned_svg=1"></svg><iframe src="javascript:window.__pwned_iframe=1"></iframe>',
+      '[click me](javascript:window.__pwned_link=1) <a href="javascript:window.__pwned_a=1">a</a> [safe](https://example.com/)',
+      '',
+      '- **<img src=x onerror="window.__pwned_bold=1">** `<script>window.__pwned_code=1</script>`',
+      '',
+      '```html',
+      '<script>window.__pwned_fence=1</script><img src=x onerror="window.__pwned_fence_img=1">',
+      '```',
+    ].join('\n');
+    // The reasoning, too (OpenAI `reasoning_content` deltas, forwarded as reasoning chunks).
+    const reasoning = ['<img src=x onerror="window.__pwned_reasoning=1">', ' <script>window.__pwned_thought=1</script>'];
+    fakeModel.script(prompt, { tokens: tokenize(answer, 5), reasoning });
+    const { page, close, pageErrors } = await openClient('inert', { on: scripted });
+    try {
+      // Whatever ran, or was stopped by the CSP, would leave a trace here.
+      await page.evaluate(() => {
+        window.__violations = [];
+        document.addEventListener('securitypolicyviolation', (e) => window.__violations.push(e.violatedDirective));
+      });
+      const id = await sendText(page, prompt);
+      await waitForStatus(page, id, 'completed');
+      await assertMatchesStore(page, id, 'completed', { on: scripted, markdown: true });
+      const flags = await page.evaluate(() => Object.keys(window).filter((k) => k.startsWith('__pwned')));
+      assert.deepEqual(flags, [], 'no payload ran');
+      assert.deepEqual(await page.evaluate(() => window.__violations), [], 'nothing even tried to run');
+      assert.equal(await page.locator('#log img, #log script, #log svg, #log iframe').count(), 0, 'no element from model markup');
+      const hrefs = await page.locator('#log a').evaluateAll((as) => as.map((a) => [a.href, a.rel, a.target]));
+      assert.deepEqual(hrefs, [['https://example.com/', 'noopener noreferrer', '_blank']], 'only the https link is a link');
+      const onAttrs = await page.evaluate(() => [...document.querySelectorAll('#log *')]
+        .flatMap((e) => e.getAttributeNames().filter((a) => a.startsWith('on'))));
+      assert.deepEqual(onAttrs, [], 'no event handler attributes');
+      const shown = await page.locator(`${sel(id)} [data-testid=answer-text]`).textContent();
+      for (const literal of ['<img src=x onerror="window.__pwned_img=1">', '<script>window.__pwned_script=1</script>',
+        '[click me](javascript:window.__pwned_link=1)', '<script>window.__pwned_fence=1</script>']) {
+        assert.ok(shown.includes(literal), `shown as the characters it is: ${literal}`);
+      }
+      assert.equal(await page.locator(`${sel(id)} [data-testid=reasoning-text]`).textContent(), reasoning.join(''),
+        'the reasoning, shown as the characters it is');
+      await screenshot(page, '14-inert.png');
+      assert.deepEqual(pageErrors(), []);
+    } finally {
+      await close();
+    }
+  });
+
+  test('reasoning shows while it streams ("Thinking…"), then collapses once the answer begins', { timeout: 90_000 }, async (t) => {
+    const skip = needs(support, 'reasoning');
+    if (skip) {
+      t.skip(skip);
+      return;
+    }
+    const { page, close, pageErrors } = await openClient('reasoning');
+    try {
+      const id = await sendPrompt(page, '!demo reasoning=40 tokens=30 rate=20\nthink first');
+      const details = page.locator(`${sel(id)} [data-testid=reasoning]`);
+      // While only reasoning has come: shown, open, saying Thinking…, and no answer text.
+      await page.waitForFunction((s) => {
+        const d = document.querySelector(s);
+        return d && !d.hidden && d.open && d.querySelector('[data-testid=reasoning-text]').textContent.length > 0;
+      }, `${sel(id)} [data-testid=reasoning]`, { timeout: WAIT_MS });
+      const during = await page.evaluate((s) => ({
+        text: document.querySelector(`${s} [data-testid=answer-text]`).textContent,
+        summary: document.querySelector(`${s} [data-testid=reasoning] summary`).textContent,
+      }), sel(id));
+      assert.equal(during.text, '', 'no answer text yet');
+      assert.equal(during.summary, 'Thinking…');
+      await screenshot(page, '15-reasoning.png');
+
+      // The answer text begins: the reasoning folds away.
+      await page.waitForFunction((s) => document.querySelector(`${s} [data-testid=answer-text]`).textContent.length > 0, sel(id), { timeout: WAIT_MS });
+      await page.waitForFunction((s) => !document.querySelector(`${s} [data-testid=reasoning]`).open, sel(id), { timeout: WAIT_MS });
+      await waitForStatus(page, id, 'completed');
+      assert.equal(await details.evaluate((d) => d.open), false, 'collapsed');
+      assert.ok((await details.locator('[data-testid=reasoning-text]').textContent()).length > 0, 'the reasoning is kept');
+      // The answer text excludes the reasoning, and is what the store holds.
+      await assertMatchesStore(page, id, 'completed');
+      await details.locator('summary').click();
+      assert.equal(await details.evaluate((d) => d.open), true, 'the user can open it again');
+      await screenshot(page, '16-reasoning-collapsed.png');
       assert.deepEqual(pageErrors(), []);
     } finally {
       await close();

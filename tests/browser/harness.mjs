@@ -177,8 +177,15 @@ export async function startProxy(targetPort) {
   };
 }
 
-/** Starts redis, ai-service, gateway and the proxy; resolves once both services are ready. */
-export async function startStack() {
+/**
+ * Starts redis, ai-service, gateway and the proxy; resolves once both services are ready.
+ * `aiEnv` / `gatewayEnv` are added to that process's environment (e.g. the ai-service's
+ * `PROVIDER=openai` and `OPENAI_BASE_URL` for a scripted model); `name` prefixes the log files
+ * when a test runs more than one stack.
+ * @param {{ aiEnv?: Record<string, string>, gatewayEnv?: Record<string, string>, name?: string }} [options]
+ */
+export async function startStack({ aiEnv = {}, gatewayEnv = {}, name = '' } = {}) {
+  const logName = (proc) => (name ? `${name}-${proc}` : proc);
   for (const bin of ['ai-service', 'gateway']) {
     const p = path.join(BIN_DIR, bin);
     if (!fs.existsSync(p)) {
@@ -197,7 +204,7 @@ export async function startStack() {
   };
   try {
     const redisPort = await freePort();
-    const redis = startProcess('redis', REDIS_SERVER, [
+    const redis = startProcess(logName('redis'), REDIS_SERVER, [
       '--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
     ]);
     procs.push(redis);
@@ -205,18 +212,20 @@ export async function startStack() {
     const redisUrl = `redis://127.0.0.1:${redisPort}`;
 
     const aiPort = await freePort();
-    const ai = startProcess('ai-service', path.join(BIN_DIR, 'ai-service'), [], {
+    const ai = startProcess(logName('ai-service'), path.join(BIN_DIR, 'ai-service'), [], {
       AI_ADDR: `127.0.0.1:${aiPort}`,
       REDIS_URL: redisUrl,
+      ...aiEnv,
     });
     procs.push(ai);
     const aiUrl = `http://127.0.0.1:${aiPort}`;
 
     const gwPort = await freePort();
-    const gw = startProcess('gateway', path.join(BIN_DIR, 'gateway'), [], {
+    const gw = startProcess(logName('gateway'), path.join(BIN_DIR, 'gateway'), [], {
       GATEWAY_ADDR: `127.0.0.1:${gwPort}`,
       REDIS_URL: redisUrl,
       AI_SERVICE_URL: aiUrl,
+      ...gatewayEnv,
     });
     procs.push(gw);
     const gatewayUrl = `http://127.0.0.1:${gwPort}`;
@@ -231,6 +240,8 @@ export async function startStack() {
       gatewayUrl,
       /** The page is loaded through the proxy so its WebSocket goes through it too. */
       pageUrl: `http://127.0.0.1:${stack.proxy.port}/`,
+      /** The page's origin (through the proxy), for addresses such as `/c/<session_id>`. */
+      origin: `http://127.0.0.1:${stack.proxy.port}`,
       /** What the store holds for a message: {state, last_seq, text, ...}. */
       async stored(sessionId, messageId) {
         const r = await fetch(`${aiUrl}/v1/sessions/${sessionId}/messages/${messageId}`);
