@@ -63,8 +63,16 @@ fn unscraped_histograms_do_not_grow_with_their_samples() {
         // Between batches at most one batch waits for the upkeep; wait for it (an event).
         upkept();
     }
-    let after = LIVE.load(Ordering::Relaxed);
-    let grown = after - before;
+    // The exporter frees drained sample blocks through epoch-based reclamation, which may
+    // defer a free by a few upkeeps on a busy machine: a few more upkeeps, then the bound.
+    let mut grown = LIVE.load(Ordering::Relaxed) - before;
+    for _ in 0..50 {
+        if grown < 256 * 1024 {
+            break;
+        }
+        upkept();
+        grown = LIVE.load(Ordering::Relaxed) - before;
+    }
     assert!(
         grown < 256 * 1024,
         "2,000,000 unrendered samples grew the heap by {grown} bytes"
@@ -74,7 +82,7 @@ fn unscraped_histograms_do_not_grow_with_their_samples() {
     let text = service_kit::render_metrics();
     let count: f64 = text
         .lines()
-        .find_map(|l| l.strip_prefix("test_latency_seconds_count "))
+        .find_map(|l| l.strip_prefix("streamline_test_latency_seconds_count "))
         .and_then(|v| v.trim().parse().ok())
         .expect("the histogram's count");
     assert!(count >= 2_099_000.0, "{count} of 2,100,000 samples counted");

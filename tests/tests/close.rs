@@ -112,7 +112,7 @@ async fn a_slow_consumer_close_ends_tcp_at_once() {
     // the event), then stop the flood and read everything: frames, then the close frame.
     let gateway = format!("http://127.0.0.1:{}", stack.gateway.port);
     let start = std::time::Instant::now();
-    while metric(&gateway, "gateway_slow_consumer_closes_total")
+    while metric(&gateway, "streamline_gateway_slow_consumer_closes_total")
         .await
         .unwrap_or(0.0)
         < 1.0

@@ -143,7 +143,7 @@ async fn provider_keys_verify_and_a_rotated_key_is_taken_within_min_refresh() {
         "no fetch within JWT_JWKS_MIN_REFRESH"
     );
     let base = stack.gateway.base_url();
-    assert!(series(&base, "gateway_auth_failures_total{reason=\"unknown_key\"}").await >= 1.0);
+    assert!(series(&base, "streamline_gateway_auth_failures_total{reason=\"unknown_key\"}").await >= 1.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -308,7 +308,7 @@ async fn iss_aud_exp_and_nbf_are_checked_with_the_leeway() {
         "malformed",
         "bad_subject",
     ] {
-        let line = format!("gateway_auth_failures_total{{reason=\"{reason}\"}}");
+        let line = format!("streamline_gateway_auth_failures_total{{reason=\"{reason}\"}}");
         assert!(series(&base, &line).await >= 1.0, "{reason}");
     }
 }
@@ -335,7 +335,7 @@ async fn alg_confusion_and_none_are_refused_and_a_pem_key_verifies() {
     assert!(
         series(
             &base,
-            "gateway_auth_failures_total{reason=\"unsupported_alg\"}"
+            "streamline_gateway_auth_failures_total{reason=\"unsupported_alg\"}"
         )
         .await
             >= 4.0

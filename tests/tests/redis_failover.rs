@@ -16,9 +16,10 @@ use e2e_tests::{
 use shared_proto::FinalStatus;
 use uuid::Uuid;
 
-/// One chat on `c`, to its end: it must complete.
+/// One chat on `c`, to its end: it must complete (re-sent while the store is reported
+/// unavailable: each process reconnects at its own moment).
 async fn chat_completes(c: &mut WsClient, prompt: &str) {
-    let id = c.chat(prompt).await;
+    let id = c.chat_until_accepted(prompt).await;
     let (t, _) = c.collect(id).await;
     t.assert_well_formed();
     assert_eq!(t.status(), Some(FinalStatus::Completed), "{prompt}");

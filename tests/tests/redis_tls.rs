@@ -21,10 +21,13 @@ use e2e_tests::{
 };
 use shared_proto::FinalStatus;
 
-/// One chat on a fresh connection, to its end.
+/// One chat on a fresh connection, to its end (re-sent while the store is reported
+/// unavailable: after a failover each process reconnects at its own moment).
 async fn chat_completes(gateway: &Gateway) {
     let mut c = WsClient::connect(&gateway.ws_url()).await;
-    let id = c.chat("!demo tokens=20 rate=0\nhello over TLS").await;
+    let id = c
+        .chat_until_accepted("!demo tokens=20 rate=0\nhello over TLS")
+        .await;
     let (t, _) = c.collect(id).await;
     t.assert_well_formed();
     assert_eq!(t.status(), Some(FinalStatus::Completed));

@@ -24,7 +24,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use shared_proto::{CancelStatus, ClientFrame, ServerFrame};
+use shared_proto::{CancelStatus, ClientFrame, ErrorCode, ServerFrame};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
@@ -184,6 +184,36 @@ impl<C> WsClient<C> {
         })
         .await;
         id
+    }
+
+    /// Sends `chat` with a fresh message id until the gateway acks it, and returns the id.
+    /// While the answer is the retryable `store_unavailable`, the same chat is sent again, as
+    /// a client does (within [`PATIENCE`]): after a Redis failover each process's clients
+    /// finish their reconnection at their own moment, so the gateway may be back a moment
+    /// before the ai-service. Any other frame before the ack fails the test.
+    pub async fn chat_until_accepted(&mut self, content: &str) -> Uuid {
+        let id = Uuid::new_v4();
+        let start = std::time::Instant::now();
+        loop {
+            self.send(ClientFrame::Chat {
+                content: content.to_string(),
+                message_id: Some(id),
+                traceparent: None,
+            })
+            .await;
+            match self.frame().await {
+                ServerFrame::Ack { message_id } if message_id == id => return id,
+                ServerFrame::Error {
+                    code: ErrorCode::StoreUnavailable,
+                    message_id: Some(m),
+                    ..
+                } if m == id => {
+                    assert!(start.elapsed() < PATIENCE, "the store stays unavailable");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                other => panic!("{content:?}: {other:?} before its ack"),
+            }
+        }
     }
 
     pub async fn cancel(&mut self, message_id: Uuid) {

@@ -1,6 +1,6 @@
 //! Why a JWT was refused. The client only ever sees `unauthorized` (401 at the handshake,
 //! `error{unauthorized}` for an `auth` frame); the reason is logged and counted
-//! (`gateway_auth_failures_total{reason}`), so that an operator can tell a clock problem from
+//! (`streamline_gateway_auth_failures_total{reason}`), so that an operator can tell a clock problem from
 //! a key problem from an attack.
 
 /// Why a token was refused.

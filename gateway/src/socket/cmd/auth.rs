@@ -54,7 +54,7 @@ impl Commands {
                         ),
                     },
                     Err(e) => {
-                        metrics::counter!("gateway_auth_failures_total", "reason" => e.as_str())
+                        metrics::counter!("streamline_gateway_auth_failures_total", "reason" => e.as_str())
                             .increment(1);
                         refused(e.as_str(), "the token was refused; the previous one stays in force");
                     }
