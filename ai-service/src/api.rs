@@ -2,7 +2,7 @@
 //!
 //! | route | answer |
 //! |---|---|
-//! | `POST /v1/sessions/{sid}/messages` `{message_id, content}` | 202 `{message_id, status}` |
+//! | `POST /v1/sessions/{sid}/messages` `{message_id, content, user?}` | 202 `{message_id, status}`; 429 `quota_exceeded` (`retry_after_s`, `Retry-After`) when `user`'s budget is spent |
 //! | `POST /v1/sessions/{sid}/messages/{mid}/cancel` | 200 `{status}`, or 404 `{"status":"not_found"}` |
 //! | `GET /v1/sessions/{sid}/messages/{mid}` | 200 `{state, last_seq, text, error?, usage?}` or 404 |
 //! | `GET /healthz` | 200 while the process runs |
@@ -51,6 +51,8 @@ pub struct HttpError {
     status: StatusCode,
     code: ErrorCode,
     message: String,
+    /// Sent as `retry_after_s` in the body and as `Retry-After`.
+    retry_after_s: Option<u64>,
 }
 
 impl HttpError {
@@ -59,6 +61,21 @@ impl HttpError {
             status,
             code,
             message: message.into(),
+            retry_after_s: None,
+        }
+    }
+
+    /// 429 `quota_exceeded`: the user's budget frees in `retry_after` (rounded up to whole
+    /// seconds, at least 1, so that a client never retries at once).
+    fn quota_exceeded(retry_after: Duration) -> Self {
+        let secs = retry_after.as_millis().div_ceil(1000).max(1) as u64;
+        HttpError {
+            retry_after_s: Some(secs),
+            ..HttpError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::QuotaExceeded,
+                format!("this user's token budget is spent; it frees in {secs} s"),
+            )
         }
     }
 }
@@ -81,9 +98,13 @@ impl ResponseError for HttpError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(ApiError {
-            error: ErrorBody::new(self.code, self.message.clone()),
-        })
+        let mut resp = HttpResponse::build(self.status);
+        let mut error = ErrorBody::new(self.code, self.message.clone());
+        if let Some(secs) = self.retry_after_s {
+            resp.insert_header((actix_web::http::header::RETRY_AFTER, secs.to_string()));
+            error.retry_after_s = Some(secs);
+        }
+        resp.json(ApiError { error })
     }
 }
 
@@ -197,7 +218,7 @@ async fn start_message(
     let StartMessageRequest {
         message_id,
         content,
-        user: _,
+        user,
     } = body.into_inner();
     if content.trim().is_empty() {
         return Err(HttpError::new(
@@ -209,7 +230,7 @@ async fn start_message(
     let msg = MessageRef::new(session_id, message_id);
     match state
         .service
-        .start_message(msg, content, Origin::here())
+        .start_message(msg, content, user, Origin::here())
         .await?
     {
         Started::Accepted(status) => {
@@ -220,6 +241,7 @@ async fn start_message(
             ErrorCode::ShuttingDown,
             "this replica is shutting down; retry on another",
         )),
+        Started::QuotaExceeded { retry_after } => Err(HttpError::quota_exceeded(retry_after)),
     }
 }
 

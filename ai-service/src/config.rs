@@ -118,6 +118,18 @@ pub struct Config {
     #[arg(long, env = "UPSTREAM_MAX_RETRIES", default_value_t = 2)]
     pub upstream_max_retries: u32,
 
+    /// Completion tokens one user (the JWT `sub` the gateway passes) may spend per
+    /// USER_TOKEN_WINDOW, across all replicas (unset: no limit; anonymous chats are never
+    /// charged). Charged as chunks are written; a chat of a user with nothing left gets
+    /// `quota_exceeded` with `retry_after_s`, and a running answer that exhausts it ends
+    /// `failed/quota_exceeded`.
+    #[arg(long, env = "USER_TOKEN_BUDGET", value_parser = clap::value_parser!(u64).range(1..))]
+    pub user_token_budget: Option<u64>,
+
+    /// The window of USER_TOKEN_BUDGET: a fixed window from the user's first charged token.
+    #[arg(long, env = "USER_TOKEN_WINDOW", default_value = "1h", value_parser = parse_token_window)]
+    pub user_token_window: Duration,
+
     /// This replica's name, used to route cancels to it (default: random; 1-64 characters
     /// without braces or spaces).
     #[arg(long, env = "REPLICA_ID", value_parser = parse_replica_id)]
@@ -135,6 +147,14 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// The per-user budget, when USER_TOKEN_BUDGET is set.
+    pub fn budget(&self) -> Option<store::Budget> {
+        self.user_token_budget.map(|limit| store::Budget {
+            limit,
+            window: self.user_token_window,
+        })
+    }
+
     /// Checks what one setting cannot check alone.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.cancel_grace > self.stream_ttl {
@@ -180,6 +200,10 @@ fn at_least(s: &str, min: Duration) -> Result<Duration, String> {
 }
 
 fn parse_stream_ttl(s: &str) -> Result<Duration, String> {
+    at_least(s, Duration::from_secs(1))
+}
+
+fn parse_token_window(s: &str) -> Result<Duration, String> {
     at_least(s, Duration::from_secs(1))
 }
 

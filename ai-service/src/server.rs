@@ -122,6 +122,7 @@ pub async fn start(
         replica_id.clone(),
         common.lease_ttl,
         common.store_outage_budget,
+        config.budget(),
     );
     let feed = (backend.make_feed)(Arc::new(NudgeHandler(service.clone())))?;
     {
@@ -180,6 +181,8 @@ pub async fn start(
         openai_api_key = if config.openai_api_key.is_some() { "set" } else { "unset" },
         shutdown_timeout = ?common.shutdown_timeout,
         redis_command_timeout = ?common.redis.command_timeout,
+        user_token_budget = ?config.user_token_budget,
+        user_token_window = ?config.user_token_window,
         "ai-service listening"
     );
     let handle = server.handle();

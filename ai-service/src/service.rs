@@ -8,12 +8,15 @@ use std::time::Duration;
 
 use shared_proto::api::MessageView;
 use shared_proto::{CancelStatus, MessageState};
-use store::{lifecycle, Cancelled, Created, FeedEvent, FeedHandler, MessageRef, Store, StoreError};
+use store::{
+    lifecycle, Budget, Cancelled, Created, FeedEvent, FeedHandler, MessageRef, Spent, Store,
+    StoreError,
+};
 use uuid::Uuid;
 
 use opentelemetry::trace::FutureExt as _;
 
-use crate::generation::Generation;
+use crate::generation::{Charge, Generation};
 use crate::origin::Origin;
 use crate::provider::{GenerationRequest, Provider};
 use crate::registry::{Registry, StopReason};
@@ -26,6 +29,9 @@ pub enum Started {
     Accepted(MessageState),
     /// The service is shutting down and takes no new messages.
     ShuttingDown,
+    /// The user has spent `USER_TOKEN_BUDGET`; the window frees in `retry_after`. Nothing was
+    /// created.
+    QuotaExceeded { retry_after: Duration },
 }
 
 /// Shared state of one ai-service replica.
@@ -46,6 +52,8 @@ pub struct Service {
     lease_ttl: Duration,
     /// How long a generation goes on through a store outage (`STORE_OUTAGE_BUDGET`).
     outage_budget: Duration,
+    /// `USER_TOKEN_BUDGET` per `USER_TOKEN_WINDOW`, charged to the chat's user.
+    budget: Option<Budget>,
 }
 
 impl Service {
@@ -56,6 +64,7 @@ impl Service {
         replica_id: String,
         lease_ttl: Duration,
         outage_budget: Duration,
+        budget: Option<Budget>,
     ) -> Arc<Self> {
         Arc::new(Service {
             store,
@@ -68,6 +77,7 @@ impl Service {
             runtime: tokio::runtime::Handle::current(),
             lease_ttl,
             outage_budget,
+            budget,
         })
     }
 
@@ -88,12 +98,18 @@ impl Service {
         self.draining.load(Ordering::Acquire)
     }
 
-    /// Creates the message (idempotent on its id) and, if new, starts its generation, in the
-    /// trace of `origin` (the API request).
+    /// Creates the message (idempotent on its id) and, if new, starts its generation for
+    /// `user` (the JWT `sub` the gateway passed; None: anonymous), in the trace of `origin`
+    /// (the API request).
+    ///
+    /// A user with a budget that is spent is refused before anything is created (so a retry
+    /// of a message that already exists is refused too while the budget is spent: it would
+    /// only replay an answer the client can resume instead).
     pub async fn start_message(
         &self,
         msg: MessageRef,
         content: String,
+        user: Option<String>,
         origin: Origin,
     ) -> Result<Started, StoreError> {
         if self.is_draining() {
@@ -103,6 +119,19 @@ impl Service {
             // During an outage: refuse at once (retryable), rather than wait out the timeout.
             return Err(StoreError::Unavailable);
         }
+        let charge = match (&user, self.budget) {
+            (Some(user), Some(budget)) => match self.store.charge(user, 0, budget).await? {
+                Spent::Exhausted { retry_after } => {
+                    metrics::counter!("streamline_ai_quota_refusals_total").increment(1);
+                    return Ok(Started::QuotaExceeded { retry_after });
+                }
+                Spent::Within { .. } => Some(Charge {
+                    user: user.clone(),
+                    budget,
+                }),
+            },
+            _ => None,
+        };
         // Register first: a cancel nudge that arrives right after `create` must find it. Only
         // the request that registers may create and start the generation; a concurrent retry
         // on this replica just reports the state.
@@ -147,6 +176,7 @@ impl Service {
             lease_renewal: self.lease_ttl / 3,
             outage_budget: self.outage_budget,
             created_ms,
+            charge,
             request: GenerationRequest {
                 session_id: msg.session_id,
                 message_id: msg.message_id,

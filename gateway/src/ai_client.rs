@@ -18,6 +18,8 @@ pub enum AiError {
         status: u16,
         /// The stable code of its `{"error": {code, message}}` body, when it sent one.
         code: Option<ErrorCode>,
+        /// Its `retry_after_s` (`quota_exceeded`).
+        retry_after_s: Option<u64>,
         body: String,
     },
 }
@@ -27,10 +29,23 @@ impl AiError {
     async fn from_response(resp: reqwest::Response) -> Self {
         let status = resp.status().as_u16();
         let body = resp.text().await.unwrap_or_default();
-        let code = serde_json::from_str::<ApiError>(&body)
+        let error = serde_json::from_str::<ApiError>(&body)
             .ok()
-            .map(|e| e.error.code);
-        AiError::Status { status, code, body }
+            .map(|e| e.error);
+        AiError::Status {
+            status,
+            code: error.as_ref().map(|e| e.code),
+            retry_after_s: error.and_then(|e| e.retry_after_s),
+            body,
+        }
+    }
+
+    /// When the client may retry, in seconds (`quota_exceeded`).
+    pub fn retry_after_s(&self) -> Option<u64> {
+        match self {
+            AiError::Status { retry_after_s, .. } => *retry_after_s,
+            AiError::Unreachable(_) => None,
+        }
     }
 
     /// The code the client sees: the ai-service's own where it means something to the client,
@@ -42,7 +57,8 @@ impl AiError {
                     Some(
                         code @ (ErrorCode::ShuttingDown
                         | ErrorCode::StoreUnavailable
-                        | ErrorCode::EmptyContent),
+                        | ErrorCode::EmptyContent
+                        | ErrorCode::QuotaExceeded),
                     ),
                 ..
             } => *code,
@@ -132,18 +148,20 @@ impl AiClient {
         req
     }
 
-    /// Starts (or idempotently re-acknowledges) a message.
+    /// Starts (or idempotently re-acknowledges) a message for `user` (the connection's JWT
+    /// `sub`; None: anonymous), which the ai-service trusts over `AI_SERVICE_TOKEN`.
     pub async fn start(
         &self,
         session_id: Uuid,
         message_id: Uuid,
         content: &str,
+        user: Option<&str>,
     ) -> Result<MessageState, AiError> {
         let url = format!("{}/v1/sessions/{session_id}/messages", self.base);
         let body = StartMessageRequest {
             message_id,
             content: content.to_string(),
-            user: None,
+            user: user.map(str::to_string),
         };
         // The POST is idempotent on message_id, so a replica that is draining (503
         // shutting_down) or a connection that could not be made is retried: behind a Service
@@ -212,6 +230,7 @@ impl AiClient {
             return Err(AiError::Status {
                 status: status.as_u16(),
                 code: None,
+                retry_after_s: None,
                 body: "unreadable body".into(),
             });
         }

@@ -143,7 +143,14 @@ async fn provider_keys_verify_and_a_rotated_key_is_taken_within_min_refresh() {
         "no fetch within JWT_JWKS_MIN_REFRESH"
     );
     let base = stack.gateway.base_url();
-    assert!(series(&base, "streamline_gateway_auth_failures_total{reason=\"unknown_key\"}").await >= 1.0);
+    assert!(
+        series(
+            &base,
+            "streamline_gateway_auth_failures_total{reason=\"unknown_key\"}"
+        )
+        .await
+            >= 1.0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,6 +15,7 @@
 //! resurrects a message that ended elsewhere. Only past the budget, or for an answer too long
 //! to have been kept, does the message end `failed/redis_unavailable`.
 
+mod charge;
 mod log_copy;
 mod pending;
 
@@ -34,6 +35,8 @@ use tracing::Instrument;
 
 use crate::provider::{GenerationRequest, Provider, ProviderEvent};
 use crate::registry::{StopHandle, StopReason};
+pub use charge::Charge;
+use charge::Charged;
 pub use log_copy::{LogCopy, RESTORE_LOG_MAX_BYTES};
 use pending::Pending;
 
@@ -66,6 +69,8 @@ pub struct Generation {
     pub outage_budget: Duration,
     /// When the message was created (ms since the epoch), for a restore.
     pub created_ms: u64,
+    /// The user's budget to charge as chunks are written (None: not charged).
+    pub charge: Option<Charge>,
     /// The request; its history is filled from the store when the generation starts.
     pub request: GenerationRequest,
     pub stop: StopHandle,
@@ -117,6 +122,8 @@ struct Writer {
     budget: Duration,
     /// Completion tokens in the chunks made so far (what a cancel would count too).
     tokens: u64,
+    /// Completion tokens in the chunks the log has taken (what the budget was charged for).
+    written_tokens: u64,
     /// The prompt's estimated size in tokens.
     prompt_tokens: u64,
     /// When the request reached this service (time to first token, duration).
@@ -198,22 +205,56 @@ impl Writer {
         }
     }
 
-    /// The answer to the write of `chunk`.
-    async fn written(&mut self, chunk: StreamChunk, result: Result<Appended, StoreError>) -> Step {
+    /// The tokens `chunk` adds to what the log has taken (what its charge is).
+    fn new_tokens(&self, chunk: &StreamChunk) -> u64 {
+        chunk
+            .tokens
+            .unwrap_or(0)
+            .saturating_sub(self.written_tokens)
+    }
+
+    /// The log took `chunk`: keep its copy; stop if its charge spent the user's budget.
+    fn taken(&mut self, chunk: StreamChunk, charged: Charged) -> Step {
+        self.outage = None;
+        self.written_tokens = self.written_tokens.max(chunk.tokens.unwrap_or(0));
+        self.copy.push(chunk);
+        match charged {
+            Charged::Fine => Step::Next,
+            Charged::Exhausted => {
+                tracing::info!(
+                    tokens = self.tokens,
+                    "the user's token budget is spent; stopping"
+                );
+                metrics::counter!("streamline_ai_quota_stops_total").increment(1);
+                Step::Stop(End::Finish(Outcome {
+                    status: FinalStatus::Failed,
+                    error: Some(ErrorBody::new(
+                        ErrorCode::QuotaExceeded,
+                        "this user's token budget is spent",
+                    )),
+                    usage: None,
+                }))
+            }
+        }
+    }
+
+    /// The answer to the write of `chunk` (and to its charge).
+    async fn written(
+        &mut self,
+        chunk: StreamChunk,
+        result: Result<Appended, StoreError>,
+        charged: Charged,
+    ) -> Step {
         match result {
             Ok(Appended::Written) => {
-                self.outage = None;
                 if chunk.seq == 1 {
                     crate::telemetry::record_first_token(self.received);
                 }
-                self.copy.push(chunk);
-                Step::Next
+                self.taken(chunk, charged)
             }
             // A retry of a write that did land before its answer was lost.
             Ok(Appended::OutOfOrder { last_seq }) if last_seq == chunk.seq => {
-                self.outage = None;
-                self.copy.push(chunk);
-                Step::Next
+                self.taken(chunk, charged)
             }
             // The store has lost the tail of the log (a failover, an AOF tail).
             Ok(Appended::OutOfOrder { last_seq }) if last_seq + 1 < chunk.seq => {
@@ -298,7 +339,7 @@ fn estimate_prompt_tokens(request: &GenerationRequest) -> u64 {
     (bytes as u64).div_ceil(4)
 }
 
-type Write = BoxFuture<'static, (StreamChunk, Result<Appended, StoreError>)>;
+type Write = BoxFuture<'static, (StreamChunk, Result<Appended, StoreError>, Charged)>;
 
 impl Generation {
     /// Runs to the end. Never panics; every way out leaves the message terminal in the store
@@ -319,6 +360,7 @@ impl Generation {
                 outage: None,
                 budget: self.outage_budget,
                 tokens: 0,
+                written_tokens: 0,
                 prompt_tokens: 0,
                 received: self.request.origin.received,
             };
@@ -380,6 +422,7 @@ impl Generation {
             lease_renewal,
             mut request,
             stop,
+            charge,
             ..
         } = self;
         match store.history(msg.session_id).await {
@@ -404,11 +447,28 @@ impl Generation {
         // every token.
         let stopped = stop.stopped();
         tokio::pin!(stopped);
-        let write = |chunk: StreamChunk| -> Write {
+        let charge = charge.map(Arc::new);
+        // `tokens`: what the chunk adds to what the log has taken, charged once it is in.
+        let write = |chunk: StreamChunk, tokens: u64| -> Write {
             let store = store.clone();
+            let charge = charge.clone();
             async move {
                 let result = store.append(&msg, &chunk).await;
-                (chunk, result)
+                let charged = match &result {
+                    Ok(appended) => {
+                        Charge::after_append(
+                            charge.as_deref(),
+                            &store,
+                            &msg,
+                            chunk.seq,
+                            appended,
+                            tokens,
+                        )
+                        .await
+                    }
+                    Err(_) => Charged::Fine,
+                };
+                (chunk, result, charged)
             }
             .boxed()
         };
@@ -427,7 +487,8 @@ impl Generation {
                     };
                     // Counts in the log, so whoever ends the message can say what it cost.
                     let prompt = (seq == 1).then_some(writer.prompt_tokens);
-                    inflight = Some(write(chunk.with_tokens(writer.tokens, prompt)));
+                    let chunk = chunk.with_tokens(writer.tokens, prompt);
+                    inflight = Some(write(chunk, piece.tokens));
                 } else if let Some(error) = upstream_end.take() {
                     let status = if error.is_some() {
                         FinalStatus::Failed
@@ -460,11 +521,14 @@ impl Generation {
                         }),
                     };
                 }
-                (chunk, result) = async { match inflight.as_mut() { Some(f) => f.await, None => std::future::pending().await } }, if inflight.is_some() => {
+                (chunk, result, charged) = async { match inflight.as_mut() { Some(f) => f.await, None => std::future::pending().await } }, if inflight.is_some() => {
                     inflight = None;
-                    match writer.written(chunk, result).await {
+                    match writer.written(chunk, result, charged).await {
                         Step::Next => {}
-                        Step::Again(chunk, None) => inflight = Some(write(chunk)),
+                        Step::Again(chunk, None) => {
+                            let tokens = writer.new_tokens(&chunk);
+                            inflight = Some(write(chunk, tokens));
+                        }
                         Step::Again(chunk, Some(delay)) => {
                             retry = Some((chunk, Box::pin(tokio::time::sleep(delay))));
                         }
@@ -473,7 +537,8 @@ impl Generation {
                 }
                 () = async { match retry.as_mut() { Some((_, sleep)) => sleep.as_mut().await, None => std::future::pending().await } }, if retry.is_some() => {
                     if let Some((chunk, _)) = retry.take() {
-                        inflight = Some(write(chunk));
+                        let tokens = writer.new_tokens(&chunk);
+                        inflight = Some(write(chunk, tokens));
                     }
                 }
                 _ = renewal.tick() => {

@@ -160,9 +160,12 @@ async fn slow_consumer(runs: usize) -> serde_json::Value {
         // says when). Then read it all: the frames already in the socket, the close frame.
         let closed = (run + 1) as f64;
         let start = Instant::now();
-        while metric(&metrics_url, "streamline_gateway_slow_consumer_closes_total")
-            .await
-            .unwrap_or(0.0)
+        while metric(
+            &metrics_url,
+            "streamline_gateway_slow_consumer_closes_total",
+        )
+        .await
+        .unwrap_or(0.0)
             < closed
         {
             assert!(

@@ -4,8 +4,9 @@
 //! retryable `store_unavailable` at once), the session at
 //! `MAX_GENERATIONS_PER_SESSION`, a `message_id` this connection already follows; then the
 //! start is registered (so a `cancel` right behind waits for it, see `socket::starts`) and the
-//! ai-service's POST runs in its own task. Its answer is `ack` (then the message's chunks,
-//! held back until then), or an `error`.
+//! ai-service's POST runs in its own task, with the connection's `sub` as the user. Its answer
+//! is `ack` (then the message's chunks, held back until then), or an `error` (`quota_exceeded`
+//! with `retry_after_s` when the user's `USER_TOKEN_BUDGET` is spent).
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -116,11 +117,13 @@ impl Commands {
             self.streams.clone(),
             self.session_id,
         );
+        // The user is the connection's `sub`, fixed for its life (an `auth` refresh keeps it).
+        let user = self.token.as_ref().map(|t| t.sub().to_string());
         self.state.tasks.spawn_local(
             async move {
                 let _permit = permit;
                 let _start = start;
-                match ai.start(session_id, message_id, &content).await {
+                match ai.start(session_id, message_id, &content, user.as_deref()).await {
                     Ok(state) => {
                         sink.send(&ServerFrame::Ack { message_id });
                         // A retry of a message that already runs or finished: replay its log.
@@ -131,11 +134,20 @@ impl Commands {
                         metrics::counter!("streamline_gateway_ai_errors_total", "code" => e.code().as_str())
                             .increment(1);
                         streams.unfollow(message_id);
-                        sink.send(&ServerFrame::error(
-                            e.code(),
-                            "the answer could not be started; try again",
-                            Some(message_id),
-                        ));
+                        let frame = match (e.code(), e.retry_after_s()) {
+                            (ErrorCode::QuotaExceeded, retry_after_s) => ServerFrame::Error {
+                                code: ErrorCode::QuotaExceeded,
+                                message: "your token budget is spent; retry after retry_after_s seconds".into(),
+                                message_id: Some(message_id),
+                                retry_after_s,
+                            },
+                            (code, _) => ServerFrame::error(
+                                code,
+                                "the answer could not be started; try again",
+                                Some(message_id),
+                            ),
+                        };
+                        sink.send(&frame);
                     }
                 }
             }
