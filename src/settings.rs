@@ -88,12 +88,6 @@ pub enum ParseError {
     Invalid(String),
 }
 
-fn one_line(e: &clap::Error) -> String {
-    let text = e.to_string();
-    let first = text.lines().next().unwrap_or("invalid arguments").trim();
-    first.strip_prefix("error: ").unwrap_or(first).to_string()
-}
-
 fn from_default(m: &ArgMatches, id: &str) -> bool {
     matches!(m.value_source(id), None | Some(ValueSource::DefaultValue))
 }
@@ -105,13 +99,12 @@ impl Settings {
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
-        let clap_err = |e: clap::Error| match e.kind() {
-            clap::error::ErrorKind::DisplayHelp
-            | clap::error::ErrorKind::DisplayVersion
-            | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+        let clap_err = |e: clap::Error| {
+            if service_kit::is_info(&e) {
                 ParseError::Info(e)
+            } else {
+                ParseError::Invalid(service_kit::one_line_error(&e))
             }
-            _ => ParseError::Invalid(one_line(&e)),
         };
         let matches = command().try_get_matches_from(args).map_err(clap_err)?;
         let cli = Cli::from_arg_matches(&matches).map_err(clap_err)?;

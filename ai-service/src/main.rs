@@ -2,10 +2,11 @@
 //! `--healthcheck[=live|ready]`: ask this configuration's own `/healthz` (`/readyz`) and exit
 //! 0 or 1 (nothing starts).
 
-use clap::Parser;
-
 fn main() -> std::process::ExitCode {
-    let cli = ai_service::config::AiCli::parse();
+    let cli = match service_kit::parse_args::<ai_service::config::AiCli>("ai-service") {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     if let Some(probe) = cli.healthcheck {
         return service_kit::run_healthcheck("ai-service", cli.addr, probe);
     }

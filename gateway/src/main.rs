@@ -2,10 +2,11 @@
 //! `--healthcheck[=live|ready]`: ask this configuration's own `/healthz` (`/readyz`) and exit
 //! 0 or 1 (nothing starts).
 
-use clap::Parser;
-
 fn main() -> std::process::ExitCode {
-    let cli = gateway::config::GatewayCli::parse();
+    let cli = match service_kit::parse_args::<gateway::config::GatewayCli>("gateway") {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     if let Some(probe) = cli.healthcheck {
         return service_kit::run_healthcheck("gateway", cli.addr, probe);
     }

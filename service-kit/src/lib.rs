@@ -5,6 +5,7 @@
 //! time to stop.
 
 mod access_log;
+mod cli;
 mod common_args;
 mod duration;
 mod healthcheck;
@@ -21,6 +22,7 @@ mod start_error;
 pub mod trace_context;
 
 pub use access_log::{access_log, redacted_path};
+pub use cli::{is_info, one_line_error, parse_args};
 pub use common_args::{CommonArgs, RedisArgs};
 pub use duration::parse_duration;
 pub use healthcheck::{check as healthcheck, loopback, run_healthcheck, HealthError, Probe};

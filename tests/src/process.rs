@@ -902,3 +902,20 @@ fn wait_pong_with(tls: &[String], port: u16) {
     }
     panic!("redis-server on {port} did not come up");
 }
+
+/// Runs `bin` with `env` and expects exit code 2 with one line on stderr containing `needle`.
+pub fn exits_2_with_one_line(bin: &str, env: &[(&str, &str)], needle: &str) {
+    let mut cmd = Command::new(bin_path(bin));
+    cmd.env("AI_ADDR", format!("127.0.0.1:{}", free_port()))
+        .env("GATEWAY_ADDR", format!("127.0.0.1:{}", free_port()))
+        .env_remove("REDIS_URL")
+        .env_remove("AI_SERVICE_URL");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run the binary");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{bin} {env:?}: {stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{bin}: {stderr}");
+    assert!(stderr.contains(needle), "{bin}: {stderr}");
+}

@@ -14,7 +14,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use e2e_tests::metrics::metric;
-use e2e_tests::process::bin_path;
+use e2e_tests::process::{bin_path, exits_2_with_one_line};
 use e2e_tests::{
     free_port, AiService, ClientCerts, Gateway, Proc, RedisSentinels, RedisServer, TestPki,
     WsClient, PATIENCE,
@@ -226,23 +226,6 @@ async fn a_failed_handshake_keeps_the_service_not_ready_with_one_line_naming_the
     for r in &refused {
         r.check().await;
     }
-}
-
-/// Runs `bin` with `env` and expects exit code 2 with one line on stderr containing `needle`.
-fn exits_2_with_one_line(bin: &str, env: &[(&str, &str)], needle: &str) {
-    let mut cmd = Command::new(bin_path(bin));
-    cmd.env("AI_ADDR", format!("127.0.0.1:{}", free_port()))
-        .env("GATEWAY_ADDR", format!("127.0.0.1:{}", free_port()))
-        .env_remove("REDIS_URL")
-        .env_remove("AI_SERVICE_URL");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("run");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{bin} {env:?}: {stderr}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "{bin}: {stderr}");
-    assert!(stderr.contains(needle), "{bin}: {stderr}");
 }
 
 #[test]
