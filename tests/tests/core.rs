@@ -775,6 +775,43 @@ async fn conversation_lists_the_sessions_messages_for_a_reload(backend: Backend)
     assert_eq!(rest.seqs.first().copied(), Some(running.last_seq + 1));
 }
 
+/// A `resume` of a finished message with any `after_seq` beyond its log (the last `seq` + 1
+/// included, issue 18) yields its `done` at once, with the message's real last `seq`.
+async fn a_resume_beyond_a_finished_log_yields_the_done(backend: Backend) {
+    let stack = backend.start().await;
+    let mut c = WsClient::connect(&stack.gateway.ws_url()).await;
+    let id = c.chat("!demo tokens=4 rate=0\nshort").await;
+    let (t, _) = c.collect(id).await;
+    let (last, status, _) = t.done.expect("done");
+    assert_eq!(status, FinalStatus::Completed);
+    for after_seq in [last, last + 1, last + 2, 1000] {
+        c.resume(id, after_seq).await;
+        match c.frame().await {
+            ServerFrame::Done {
+                message_id,
+                seq,
+                status,
+                ..
+            } => assert_eq!(
+                (message_id, seq, status),
+                (id, last, FinalStatus::Completed),
+                "after_seq {after_seq}"
+            ),
+            other => panic!("after_seq {after_seq}: expected the done, got {other:?}"),
+        }
+    }
+    // The same from another socket of the session (a reload), which never followed it.
+    let mut r =
+        WsClient::resume_session(&stack.gateway.ws_url(), c.session_id, &c.resume_token).await;
+    r.resume(id, last + 1).await;
+    match r.frame().await {
+        ServerFrame::Done { seq, status, .. } => {
+            assert_eq!((seq, status), (last, FinalStatus::Completed))
+        }
+        other => panic!("a new socket's resume: expected the done, got {other:?}"),
+    }
+}
+
 /// The demo model's reasoning (`reasoning=N`): N reasoning chunks before the answer, apart from
 /// its text, and the stored answer holds the text only.
 async fn reasoning_chunks_come_before_the_answer_and_are_not_part_of_it(backend: Backend) {
@@ -937,6 +974,7 @@ backend_tests! {
         the_oldest_of_too_many_sockets_is_closed_with_4001,
         conversation_lists_the_sessions_messages_for_a_reload,
         reasoning_chunks_come_before_the_answer_and_are_not_part_of_it,
+        a_resume_beyond_a_finished_log_yields_the_done,
         every_end_carries_usage_counted_when_not_reported,
     ],
     // Several processes on one store: a cancel sent to another ai-service replica, a resume on

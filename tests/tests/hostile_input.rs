@@ -15,7 +15,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use e2e_tests::auth::test_jwt;
-use e2e_tests::client::Transcript;
+use e2e_tests::client::{Incoming, Transcript};
 use e2e_tests::metrics::wait_metric;
 use e2e_tests::{Stack, WsClient, PATIENCE};
 use futures_util::{SinkExt, StreamExt};
@@ -161,8 +161,23 @@ async fn hostile_input_gets_its_documented_answer_and_a_neighbour_streams_whole(
     let mut neighbour = WsClient::connect(&ws_url).await;
     let neighbour_session = neighbour.session_id;
     let neighbour_id = neighbour.chat("!demo tokens=600 rate=60\nneighbour").await;
+    // After its answer the neighbour goes on reading until the hostile part is over: reading
+    // answers the gateway's pings, and an idle reader would be closed after CLIENT_TIMEOUT if
+    // the hostile part outlasts the answer (it does on a loaded machine).
+    let (hostile_over, mut over) = tokio::sync::oneshot::channel::<()>();
     let neighbour_task = tokio::spawn(async move {
         let (t, _) = neighbour.collect(neighbour_id).await;
+        loop {
+            tokio::select! {
+                _ = &mut over => break,
+                incoming = neighbour.read() => {
+                    assert!(
+                        matches!(incoming, Incoming::Frame(ServerFrame::HeartbeatAck {})),
+                        "the neighbour after its answer: {incoming:?}"
+                    );
+                }
+            }
+        }
         (t, neighbour)
     });
     wait_metric(&gw_http, "streamline_gateway_connections", 1.0).await;
@@ -277,6 +292,7 @@ async fn hostile_input_gets_its_documented_answer_and_a_neighbour_streams_whole(
 
     // Every hostile connection is gone: only the neighbour remains.
     wait_metric(&gw_http, "streamline_gateway_connections", 1.0).await;
+    let _ = hostile_over.send(());
 
     let (t, neighbour) = tokio::time::timeout(PATIENCE * 2, neighbour_task)
         .await

@@ -598,8 +598,11 @@ export class Client {
       return;
     }
     if (!a.finished && a.chat !== 'acked') {
-      // The chat itself was refused (too_many_generations, content_too_long, …).
-      this.finishAnswer(a, { status: 'failed', error: { code: f.code, message: f.message } });
+      // The chat itself was refused (too_many_generations, content_too_long, quota_exceeded
+      // with retry_after_s, …).
+      const error: ErrorBody = { code: f.code, message: f.message };
+      if (f.retry_after_s != null) error.retry_after_s = f.retry_after_s;
+      this.finishAnswer(a, { status: 'failed', error });
       return;
     }
     this.report(err);

@@ -269,9 +269,13 @@ impl Streams {
                     Ok(Some(read)) => {
                         trouble = None;
                         let log_len = read.last_seq + u64::from(read.state.is_terminal());
-                        if read.entries.is_empty() && c.next_index > read.last_seq {
+                        if c.next_index > read.last_seq {
                             // The client claims more than exists (a bogus after_seq): it
-                            // cannot have seen more than the log holds.
+                            // cannot have seen more than the log holds. Whatever the read
+                            // returned (the store may answer a position past the end with the
+                            // last entry), the next entry is the one after `last_seq`: a
+                            // finished message's `done` (its position is `last_seq`), or a
+                            // running one's next chunk.
                             c.next_index = read.last_seq;
                             continue;
                         }
