@@ -247,7 +247,7 @@ var CloseCode = {
   InternalError: 1011,
   ClientTimeout: 4e3,
   SessionReplaced: 4001,
-  /** Coming: the connection's JWT expired (in-band refresh missed or unsupported). */
+  /** The connection's JWT expired (plus the gateway's leeway) without an in-band `auth`. */
   TokenExpired: 4003,
   SlowConsumer: 4008
 };
@@ -1178,7 +1178,9 @@ var Client = class {
       return;
     }
     if (!a.finished && a.chat !== "acked") {
-      this.finishAnswer(a, { status: "failed", error: { code: f.code, message: f.message } });
+      const error = { code: f.code, message: f.message };
+      if (f.retry_after_s != null) error.retry_after_s = f.retry_after_s;
+      this.finishAnswer(a, { status: "failed", error });
       return;
     }
     this.report(err);
