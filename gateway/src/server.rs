@@ -29,11 +29,23 @@ use crate::tasks::Drained;
 
 pub use service_kit::StartError;
 
-/// Turns Nagle's algorithm off on every accepted socket.
-fn set_nodelay(conn: &dyn std::any::Any, _ext: &mut actix_web::dev::Extensions) {
+/// At most this many bytes a socket's kernel send buffer holds unsent (`TCP_NOTSENT_LOWAT`).
+///
+/// Without it the kernel autotunes the send buffer up to 4 MiB, so a client on a slow link
+/// falls minutes behind inside the kernel, where nothing can see or merge its backlog. With
+/// it, writes wait once this much is unsent, the backlog forms in the sink's queue, which
+/// merges it (`caps=merge`) and bounds it (`SEND_QUEUE_BYTES`), and a fast reader is not
+/// slowed: 16 KiB is several round trips of chunks on any link a browser has.
+const NOTSENT_LOWAT_BYTES: u32 = 16 * 1024;
+
+/// Turns Nagle's algorithm off on every accepted socket, and bounds its unsent bytes.
+fn set_socket_options(conn: &dyn std::any::Any, _ext: &mut actix_web::dev::Extensions) {
     if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
+        if let Err(e) = socket2::SockRef::from(tcp).set_tcp_notsent_lowat(NOTSENT_LOWAT_BYTES) {
+            tracing::debug!(error = %e, "TCP_NOTSENT_LOWAT not set");
         }
     }
 }
@@ -181,7 +193,7 @@ pub async fn start(
     // Chat frames are small and often written back to back (ack then chunk, cancel_ack then
     // done): without TCP_NODELAY, Nagle's algorithm and the client's delayed ACK hold the
     // second one back for up to 40 ms.
-    .on_connect(set_nodelay)
+    .on_connect(set_socket_options)
     // How long a closed connection lingers for the client's FIN; with the vendored actix-http
     // our FIN goes out first, at once (vendor/actix-http.patch).
     .client_disconnect_timeout(config.disconnect_timeout)

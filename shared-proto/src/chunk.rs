@@ -154,6 +154,7 @@ impl StreamChunk {
             ChunkKind::Delta | ChunkKind::Reasoning => ServerFrame::Chunk {
                 message_id: self.message_id,
                 seq: self.seq,
+                first_seq: None,
                 delta: self.text,
                 kind: if self.kind == ChunkKind::Reasoning {
                     DeltaKind::Reasoning

@@ -107,6 +107,11 @@ pub enum ServerFrame {
     Chunk {
         message_id: Uuid,
         seq: u64,
+        /// Only to a client that sent `caps=merge`, and only when this frame carries several
+        /// chunks: `delta` is chunks `first_seq..=seq` concatenated (a backlog the gateway
+        /// merged before writing it), and `ts` is the first one's.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        first_seq: Option<u64>,
         delta: String,
         /// Text (omitted) or reasoning.
         #[serde(default, skip_serializing_if = "DeltaKind::is_text")]

@@ -7,6 +7,14 @@
 //! client does. This is what makes interleaved frames (TEXT_PARTIAL_WRITING) impossible and
 //! what keeps a slow client from stalling anyone else.
 //!
+//! **Merging (`caps=merge`).** For a client that opted in, chunks are queued as their parts, and
+//! a chunk that follows the last queued chunk of its message (the next `seq`, the same kind,
+//! nothing but other messages' chunks and pings between them) is appended to it instead of
+//! queued behind it: a client that falls behind gets its backlog as fewer, larger frames
+//! (`first_seq..=seq`), and the bound counts the text it is owed, not one envelope per token.
+//! Nothing is lost and nothing reordered within a message. Other clients get exactly one frame
+//! per chunk.
+//!
 //! The queue is bounded in bytes (`SEND_QUEUE_BYTES`) and each write in time (`SEND_TIMEOUT`).
 //! actix-ws's own channel holds 32 frames and `Session::text().await` waits without limit when
 //! the peer stops reading, so both bounds are enforced here. A client over either is closed
@@ -51,17 +59,54 @@ fn frame_metrics() -> &'static FrameMetrics {
     })
 }
 
-/// Limits of one sink.
+/// Limits of one sink, and how it queues chunks.
 #[derive(Debug, Clone, Copy)]
 pub struct SinkLimits {
     pub max_queue_bytes: usize,
     pub send_timeout: Duration,
+    /// The client sent `caps=merge`: consecutive queued chunks of a message become one frame.
+    pub merge_chunks: bool,
+}
+
+/// How far back from the queue's end a new chunk looks for its message's last chunk. Bounds
+/// the work under the lock; a backlog of many interleaved messages merges less, never wrongly.
+const MERGE_SCAN: usize = 32;
+
+/// What a queued chunk costs besides its delta: about its JSON envelope (type, message id,
+/// seqs, ts), so that the bound of a merged backlog is about the text it holds.
+const CHUNK_ENVELOPE_BYTES: usize = 128;
+
+/// A chunk queued as its parts (merging on), serialised when it is written.
+struct QueuedChunk {
+    message_id: Uuid,
+    first_seq: u64,
+    seq: u64,
+    kind: shared_proto::DeltaKind,
+    delta: String,
+    /// The first part's producer timestamp: the lag a merged frame reports is its oldest.
+    ts: Option<u64>,
+}
+
+impl QueuedChunk {
+    fn into_json(self) -> String {
+        ServerFrame::Chunk {
+            message_id: self.message_id,
+            seq: self.seq,
+            first_seq: (self.first_seq != self.seq).then_some(self.first_seq),
+            delta: self.delta,
+            kind: self.kind,
+            ts: self.ts,
+        }
+        .to_json()
+    }
 }
 
 /// A queued frame.
 enum Outgoing {
     /// A JSON frame, with the producer's timestamp when it is a chunk (for the latency metric).
     Text(String, Option<u64>),
+    /// A chunk of a client with `caps=merge`, which later chunks of its message may join.
+    Chunk(QueuedChunk),
     Ping(Bytes),
     Pong(Bytes),
 }
@@ -70,8 +115,40 @@ impl Outgoing {
     fn cost(&self) -> usize {
         match self {
             Outgoing::Text(t, _) => t.len(),
+            Outgoing::Chunk(c) => CHUNK_ENVELOPE_BYTES + c.delta.len(),
             Outgoing::Ping(b) | Outgoing::Pong(b) => b.len(),
         }
+    }
+}
+
+/// Result of offering a chunk to the queue's last chunk of its message.
+enum Merge {
+    /// Appended to it.
+    Merged,
+    /// Not mergeable (none queued, another kind, or not the next seq): queue it.
+    Queue(QueuedChunk),
+}
+
+impl Queue {
+    /// Appends `chunk` to the last queued chunk of its message if it directly follows it.
+    fn merge(&mut self, chunk: QueuedChunk) -> Merge {
+        for queued in self.frames.iter_mut().rev().take(MERGE_SCAN) {
+            match queued {
+                Outgoing::Chunk(c) if c.message_id == chunk.message_id => {
+                    if c.kind == chunk.kind && chunk.seq == c.seq + 1 {
+                        c.delta.push_str(&chunk.delta);
+                        c.seq = chunk.seq;
+                        return Merge::Merged;
+                    }
+                    return Merge::Queue(chunk);
+                }
+                // Other messages' chunks and pings may be passed over; any other frame (a
+                // done, an error, an ack) keeps its place before what follows it.
+                Outgoing::Chunk(_) | Outgoing::Ping(_) | Outgoing::Pong(_) => {}
+                Outgoing::Text(..) => return Merge::Queue(chunk),
+            }
+        }
+        Merge::Queue(chunk)
     }
 }
 
@@ -146,12 +223,58 @@ impl Sink {
 
     /// Enqueues a frame. Returns false if the sink is closed (the frame is dropped).
     pub fn send(&self, frame: &ServerFrame) -> bool {
-        let ts = match frame {
-            ServerFrame::Chunk { ts, .. } => *ts,
-            _ => None,
-        };
         frame_metrics().frames_out[frame.kind_index()].increment(1);
-        self.push(Outgoing::Text(frame.to_json(), ts))
+        match frame {
+            ServerFrame::Chunk {
+                message_id,
+                seq,
+                first_seq,
+                delta,
+                kind,
+                ts,
+            } if self.shared.limits.merge_chunks => self.push_chunk(QueuedChunk {
+                message_id: *message_id,
+                first_seq: first_seq.unwrap_or(*seq),
+                seq: *seq,
+                kind: *kind,
+                delta: delta.clone(),
+                ts: *ts,
+            }),
+            ServerFrame::Chunk { ts, .. } => self.push(Outgoing::Text(frame.to_json(), *ts)),
+            _ => self.push(Outgoing::Text(frame.to_json(), None)),
+        }
+    }
+
+    /// Enqueues a chunk of a merging client: appended to its message's last queued chunk when
+    /// it follows it, queued otherwise; under the same byte bound as every frame.
+    fn push_chunk(&self, chunk: QueuedChunk) -> bool {
+        let added = chunk.delta.len();
+        let mut q = self.shared.lock();
+        if q.finished || q.abort || q.close.is_some() {
+            return false;
+        }
+        // Checked against the larger cost (a frame of its own) first: a merge adds less.
+        if q.bytes + added > self.shared.limits.max_queue_bytes {
+            return self.overflow(q);
+        }
+        let chunk = match q.merge(chunk) {
+            Merge::Merged => {
+                q.bytes += added;
+                return true;
+            }
+            Merge::Queue(chunk) => chunk,
+        };
+        self.enqueue(q, Outgoing::Chunk(chunk))
+    }
+
+    /// Over the byte bound: this client cannot keep up. Drop what it has not taken.
+    fn overflow(&self, mut q: MutexGuard<'_, Queue>) -> bool {
+        q.abort = true;
+        q.frames.clear();
+        q.bytes = 0;
+        drop(q);
+        self.shared.wake.notify_one();
+        false
     }
 
     /// Enqueues a WebSocket ping.
@@ -165,19 +288,18 @@ impl Sink {
     }
 
     fn push(&self, frame: Outgoing) -> bool {
-        let cost = frame.cost();
-        let mut q = self.shared.lock();
+        let q = self.shared.lock();
         if q.finished || q.abort || q.close.is_some() {
             return false;
         }
+        self.enqueue(q, frame)
+    }
+
+    /// Queues `frame` behind the others, under the byte bound (`q`: the open queue, locked).
+    fn enqueue(&self, mut q: MutexGuard<'_, Queue>, frame: Outgoing) -> bool {
+        let cost = frame.cost();
         if q.bytes + cost > self.shared.limits.max_queue_bytes {
-            // Over the byte bound: this client cannot keep up. Drop what it has not taken.
-            q.abort = true;
-            q.frames.clear();
-            q.bytes = 0;
-            drop(q);
-            self.shared.wake.notify_one();
-            return false;
+            return self.overflow(q);
         }
         q.bytes += cost;
         q.frames.push_back(frame);

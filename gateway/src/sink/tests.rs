@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use shared_proto::{CloseCode, ServerFrame};
+use shared_proto::{CloseCode, DeltaKind, ServerFrame};
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::LocalSet;
 use uuid::Uuid;
@@ -39,6 +39,7 @@ impl Transport for TestPeer {
 const LIMITS: SinkLimits = SinkLimits {
     max_queue_bytes: 1000,
     send_timeout: Duration::from_secs(10),
+    merge_chunks: false,
 };
 
 struct Harness {
@@ -49,6 +50,10 @@ struct Harness {
 
 /// Starts a sink whose peer reads `accept` frames, its writer on the local set.
 fn start(accept: usize, gone: bool) -> Harness {
+    start_with(accept, gone, LIMITS)
+}
+
+fn start_with(accept: usize, gone: bool, limits: SinkLimits) -> Harness {
     let (out, received) = mpsc::unbounded_channel();
     let accept = Arc::new(Semaphore::new(accept));
     let peer = TestPeer {
@@ -56,7 +61,7 @@ fn start(accept: usize, gone: bool) -> Harness {
         accept: accept.clone(),
         gone,
     };
-    let (sink, writer) = Sink::with_transport(peer, LIMITS, Uuid::nil());
+    let (sink, writer) = Sink::with_transport(peer, limits, Uuid::nil());
     tokio::task::spawn_local(writer);
     Harness {
         sink,
@@ -200,6 +205,141 @@ async fn wait_below_resolves_as_the_client_reads() {
                 .expect("woken as the queue drained")
                 .unwrap();
             assert!(h.sink.queued_bytes() <= one);
+        })
+        .await
+}
+
+const MERGING: SinkLimits = SinkLimits {
+    merge_chunks: true,
+    ..LIMITS
+};
+
+fn chunk(message_id: Uuid, seq: u64, delta: &str, kind: DeltaKind) -> ServerFrame {
+    ServerFrame::Chunk {
+        message_id,
+        seq,
+        first_seq: None,
+        delta: delta.into(),
+        kind,
+        ts: Some(seq * 10),
+    }
+}
+
+/// The frames the peer got, parsed.
+fn parsed(frames: &[Frame]) -> Vec<ServerFrame> {
+    frames
+        .iter()
+        .filter_map(|f| match f {
+            Frame::Text(t) => Some(serde_json::from_str(t).expect("a server frame")),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A peer that has not read yet: its backlog of one message goes out as one frame covering
+/// `first_seq..=seq`, with the first part's `ts`; other messages' chunks interleaved in the
+/// queue are passed over (each merges with its own), a frame that is not a chunk (the done)
+/// keeps its place, and a kind change starts a new frame.
+#[tokio::test]
+async fn a_merging_sink_joins_a_backlog_into_frames_per_message_in_order() {
+    LocalSet::new()
+        .run_until(async {
+            let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+            let mut h = start_with(0, false, MERGING);
+            // The first write takes chunk a1 and blocks (the peer reads nothing yet).
+            assert!(h.sink.send(&chunk(a, 1, "A1", DeltaKind::Text)));
+            tokio::task::yield_now().await;
+            for seq in 2..=4 {
+                assert!(h
+                    .sink
+                    .send(&chunk(a, seq, &format!(" a{seq}"), DeltaKind::Text)));
+                assert!(h.sink.send(&chunk(
+                    b,
+                    seq - 1,
+                    &format!("b{}", seq - 1),
+                    DeltaKind::Text
+                )));
+            }
+            assert!(h.sink.send(&chunk(a, 5, " r5", DeltaKind::Reasoning)));
+            assert!(h.sink.send(&ServerFrame::HeartbeatAck {}));
+            assert!(h.sink.send(&chunk(b, 4, "b4", DeltaKind::Text)));
+            h.sink.close(CloseCode::GoingAway);
+            h.accept.add_permits(100);
+            let got = parsed(&all(&mut h).await);
+            let expect = vec![
+                chunk(a, 1, "A1", DeltaKind::Text),
+                ServerFrame::Chunk {
+                    message_id: a,
+                    seq: 4,
+                    first_seq: Some(2),
+                    delta: " a2 a3 a4".into(),
+                    kind: DeltaKind::Text,
+                    ts: Some(20),
+                },
+                ServerFrame::Chunk {
+                    message_id: b,
+                    seq: 3,
+                    first_seq: Some(1),
+                    delta: "b1b2b3".into(),
+                    kind: DeltaKind::Text,
+                    ts: Some(10),
+                },
+                chunk(a, 5, " r5", DeltaKind::Reasoning),
+                ServerFrame::HeartbeatAck {},
+                chunk(b, 4, "b4", DeltaKind::Text),
+            ];
+            assert_eq!(got, expect);
+            assert_eq!(h.sink.queued_bytes(), 0, "the bound's bytes all came back");
+        })
+        .await
+}
+
+/// Without `caps=merge`, the same backlog goes out one frame per chunk, exactly as sent.
+#[tokio::test]
+async fn a_sink_without_merging_writes_every_chunk_as_sent() {
+    LocalSet::new()
+        .run_until(async {
+            let a = Uuid::from_u128(1);
+            let mut h = start(0, false);
+            let sent: Vec<ServerFrame> =
+                (1..=5).map(|s| chunk(a, s, "x", DeltaKind::Text)).collect();
+            for f in &sent {
+                assert!(h.sink.send(f));
+            }
+            h.sink.close(CloseCode::GoingAway);
+            h.accept.add_permits(100);
+            assert_eq!(parsed(&all(&mut h).await), sent);
+        })
+        .await
+}
+
+/// A merging sink's bound counts the text it owes (plus one envelope per frame): a backlog far
+/// longer in chunks than the bound allows in separate frames fits, and only text beyond the
+/// bound closes with 4008.
+#[tokio::test]
+async fn a_merging_sink_is_bounded_by_the_text_it_holds() {
+    LocalSet::new()
+        .run_until(async {
+            let a = Uuid::from_u128(1);
+            let mut h = start_with(0, false, MERGING);
+            let one = chunk(a, 1, "y", DeltaKind::Text).to_json().len();
+            let mut seq = 0;
+            let mut held = 0;
+            loop {
+                seq += 1;
+                if !h.sink.send(&chunk(a, seq, "y", DeltaKind::Text)) {
+                    break;
+                }
+                held += 1;
+                assert!(seq < 10_000, "the bound never applied");
+            }
+            // Separately, at most max / one frames would fit; merged, hundreds of chunks do.
+            assert!(
+                held > 5 * (LIMITS.max_queue_bytes / one),
+                "{held} chunks held, {one} bytes each as frames"
+            );
+            let frames = all(&mut h).await;
+            assert_eq!(frames, vec![Frame::Close(CloseCode::SlowConsumer)]);
         })
         .await
 }

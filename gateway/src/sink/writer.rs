@@ -54,6 +54,10 @@ pub(super) async fn write_loop<T: Transport>(mut transport: T, shared: Arc<Share
         let cost = frame.cost();
         let (frame, produced_at) = match frame {
             Outgoing::Text(t, ts) => (Frame::Text(t), ts),
+            Outgoing::Chunk(c) => {
+                let ts = c.ts;
+                (Frame::Text(c.into_json()), ts)
+            }
             Outgoing::Ping(b) => (Frame::Ping(b), None),
             Outgoing::Pong(b) => (Frame::Pong(b), None),
         };

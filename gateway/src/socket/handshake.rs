@@ -35,12 +35,24 @@ use crate::state::AppState;
 static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
 
 /// `GET /ws` query: `session_id` + `resume_token` when resuming a session; `token` (a JWT)
-/// when JWTs are required and the client does not use `Sec-WebSocket-Protocol`.
+/// when JWTs are required and the client does not use `Sec-WebSocket-Protocol`; `caps`, the
+/// client's capabilities (a comma list; unknown ones are ignored, so that clients can announce
+/// capabilities of later gateways).
 #[derive(Debug, Deserialize)]
 pub struct WsQuery {
     pub session_id: Option<String>,
     pub resume_token: Option<String>,
     pub token: Option<String>,
+    pub caps: Option<String>,
+}
+
+impl WsQuery {
+    /// Whether the client announced capability `cap` (`caps=merge,…`).
+    fn has_cap(&self, cap: &str) -> bool {
+        self.caps
+            .as_deref()
+            .is_some_and(|caps| caps.split(',').any(|c| c.trim() == cap))
+    }
 }
 
 /// Why a handshake was refused; each is one HTTP answer with a stable code.
@@ -173,6 +185,7 @@ pub async fn ws_route(
     let limits = SinkLimits {
         max_queue_bytes: state.config.send_queue_bytes,
         send_timeout: state.config.send_timeout,
+        merge_chunks: query.has_cap("merge"),
     };
     let sink = Sink::start(session, limits, session_id, &state.tasks);
     let streams = Streams::new(

@@ -54,6 +54,8 @@ impl Incoming {
 struct ChunkFields<'a> {
     message_id: Uuid,
     seq: u64,
+    #[serde(default)]
+    first_seq: Option<u64>,
     #[serde(borrow)]
     delta: Cow<'a, str>,
     #[serde(default)]
@@ -69,6 +71,7 @@ pub fn parse_frame(text: &str) -> Incoming {
             return Incoming::Frame(ServerFrame::Chunk {
                 message_id: c.message_id,
                 seq: c.seq,
+                first_seq: c.first_seq,
                 delta: c.delta.into_owned(),
                 kind: c.kind,
                 ts: c.ts,
@@ -94,6 +97,7 @@ mod tests {
             let frame = ServerFrame::Chunk {
                 message_id: Uuid::new_v4(),
                 seq: 7,
+                first_seq: None,
                 delta: " a \"quoted\" word".into(),
                 kind,
                 ts: Some(123),

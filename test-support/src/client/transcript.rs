@@ -57,6 +57,7 @@ pub fn absorb(t: &mut Transcript, f: &ServerFrame) -> bool {
         ServerFrame::Chunk {
             message_id,
             seq,
+            first_seq,
             delta,
             kind,
             ..
@@ -64,7 +65,8 @@ pub fn absorb(t: &mut Transcript, f: &ServerFrame) -> bool {
             if t.done.is_some() {
                 t.after_done.push(f.clone());
             } else {
-                t.seqs.push(*seq);
+                // A merged frame (`caps=merge`) covers `first_seq..=seq`.
+                t.seqs.extend(first_seq.unwrap_or(*seq)..=*seq);
                 match kind {
                     shared_proto::DeltaKind::Text => t.text.push_str(delta),
                     shared_proto::DeltaKind::Reasoning => t.reasoning.push_str(delta),

@@ -11,7 +11,13 @@ import type { Usage } from "./Usage.js";
 /**
  * A gateway → client frame.
  */
-export type ServerFrame = { "type": "welcome", session_id: string, resume_token: string, protocol: number, heartbeat_interval_ms: number, active: Array<ActiveMessage>, } | { "type": "ack", message_id: string, } | { "type": "chunk", message_id: string, seq: number, delta: string, 
+export type ServerFrame = { "type": "welcome", session_id: string, resume_token: string, protocol: number, heartbeat_interval_ms: number, active: Array<ActiveMessage>, } | { "type": "ack", message_id: string, } | { "type": "chunk", message_id: string, seq: number, 
+/**
+ * Only to a client that sent `caps=merge`, and only when this frame carries several
+ * chunks: `delta` is chunks `first_seq..=seq` concatenated (a backlog the gateway
+ * merged before writing it), and `ts` is the first one's.
+ */
+first_seq?: number | null, delta: string, 
 /**
  * Text (omitted) or reasoning.
  */

@@ -42,6 +42,7 @@ impl Fixture {
         let limits = SinkLimits {
             max_queue_bytes: 1 << 20,
             send_timeout: Duration::from_secs(10),
+            merge_chunks: false,
         };
         let msg = MessageRef::new(Uuid::new_v4(), Uuid::new_v4());
         let (sink, writer) = Sink::with_transport(Client(tx), limits, msg.session_id);
