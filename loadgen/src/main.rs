@@ -12,6 +12,7 @@ mod redis_info;
 mod report;
 mod scenarios;
 mod soak_report;
+mod table;
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicUsize;

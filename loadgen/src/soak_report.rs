@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::report::{group, num, Table};
+use crate::table::{group, num, Table};
 
 /// Rows of the samples table at most (plus the last sample).
 const MAX_ROWS: usize = 30;

@@ -17,8 +17,8 @@
 
 use fred::types::config::Config;
 
+use super::redact::redact;
 use super::tls::{fred_tls, RedisTlsFiles, TlsSetupError};
-use crate::backend::redact;
 
 /// How the servers are laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

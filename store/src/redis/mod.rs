@@ -12,6 +12,7 @@ mod connect_failure;
 mod endpoint;
 mod eviction;
 mod feed;
+mod redact;
 mod scripts;
 mod tls;
 

@@ -16,7 +16,6 @@ use shared_proto::ErrorCode;
 use tokio::time::{timeout_at, Instant};
 use tracing::Instrument as _;
 
-use super::generation::first_token_timeout;
 use super::redact::{describe_reqwest, upstream_message};
 use super::stream::{decode_completion, Failure, Step};
 use super::Inner;
@@ -70,7 +69,7 @@ pub(super) async fn send(
         span.record("http.response.status_code", response.status().as_u16());
     }
     let response = match sent {
-        Err(_elapsed) => return Err(first_token_timeout(&inner.cfg)),
+        Err(_elapsed) => return Err(Failure::first_token_timeout(&inner.cfg)),
         Ok(Err(e)) => {
             return Err(Failure::transient(
                 ErrorCode::UpstreamError,

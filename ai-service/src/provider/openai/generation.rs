@@ -267,7 +267,7 @@ impl Generation {
                                     ),
                                 ))
                             } else {
-                                Step::Fail(first_token_timeout(cfg))
+                                Step::Fail(Failure::first_token_timeout(cfg))
                             };
                             progress.decoder.queue.push_back(step);
                         }
@@ -312,18 +312,6 @@ fn after(duration: Duration) -> Instant {
     let now = Instant::now();
     now.checked_add(duration)
         .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400))
-}
-
-/// The failure of a generation that reached its first-token deadline (waiting for a
-/// response, for a body, or between retries).
-pub(super) fn first_token_timeout(cfg: &OpenAiConfig) -> Failure {
-    Failure::fatal(
-        ErrorCode::UpstreamTimeout,
-        format!(
-            "no first token from the upstream within {}",
-            humantime::format_duration(cfg.first_token_timeout)
-        ),
-    )
 }
 
 /// Reads the rest of the body after `[DONE]`, briefly, so the connection can be reused.

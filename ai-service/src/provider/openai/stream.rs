@@ -46,6 +46,18 @@ pub(super) struct Failure {
 }
 
 impl Failure {
+    /// The failure of a generation that reached its first-token deadline (waiting for a
+    /// response, for a body, or between retries).
+    pub(super) fn first_token_timeout(cfg: &OpenAiConfig) -> Failure {
+        Failure::fatal(
+            ErrorCode::UpstreamTimeout,
+            format!(
+                "no first token from the upstream within {}",
+                humantime::format_duration(cfg.first_token_timeout)
+            ),
+        )
+    }
+
     pub(super) fn fatal(code: ErrorCode, message: impl Into<String>) -> Self {
         Failure {
             error: ProviderError::new(code, message),

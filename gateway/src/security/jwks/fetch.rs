@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::cache_control;
 use super::url::JwksUrl;
 use crate::security::jwt::jwk::key_from_jwk;
-use crate::security::jwt::VerificationKey;
+use crate::security::jwt::key::VerificationKey;
 
 /// Bound on connecting to the provider.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);

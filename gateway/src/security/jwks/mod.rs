@@ -24,7 +24,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::security::jwt::VerificationKey;
+use crate::security::jwt::key::VerificationKey;
 use fetch::{ClientError, FetchError, JwksClient};
 use url::JwksUrl;
 
