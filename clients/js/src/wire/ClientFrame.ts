@@ -3,8 +3,4 @@
 /**
  * A parsed client → gateway frame.
  */
-<<<<<<< HEAD
-export type ClientFrame = { "type": "chat", content: string, message_id?: string | null, } | { "type": "cancel", message_id: string, } | { "type": "resume", message_id: string, after_seq: number, } | { "type": "heartbeat", } | { "type": "conversation", } | { "type": "auth", token: string, };
-=======
-export type ClientFrame = { "type": "chat", content: string, message_id?: string | null, traceparent?: string | null, } | { "type": "cancel", message_id: string, } | { "type": "resume", message_id: string, after_seq: number, } | { "type": "heartbeat", };
->>>>>>> obs
+export type ClientFrame = { "type": "chat", content: string, message_id?: string | null, traceparent?: string | null, } | { "type": "cancel", message_id: string, } | { "type": "resume", message_id: string, after_seq: number, } | { "type": "heartbeat", } | { "type": "conversation", } | { "type": "auth", token: string, };
