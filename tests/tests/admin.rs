@@ -147,8 +147,8 @@ fn a_bad_admin_token_exits_2_with_one_line() {
 }
 
 /// A client of `sub` on `gw` with a long answer under way (a few chunks read).
-async fn streaming(gw: &Gateway, sub: &str) -> (WsClient, Transcript) {
-    let mut c = WsClient::connect(&with_token(&gw.ws_url(), &test_jwt(sub))).await;
+async fn streaming(ws_url: &str, sub: &str) -> (WsClient, Transcript) {
+    let mut c = WsClient::connect(&with_token(ws_url, &test_jwt(sub))).await;
     let id = c.chat("!demo tokens=100000 rate=50\nendless").await;
     let mut t = Transcript::new(id);
     c.read_chunks(&mut t, 2).await;
@@ -165,10 +165,11 @@ async fn done(c: &mut WsClient, t: &mut Transcript) -> Option<FinalStatus> {
     t.status()
 }
 
-async fn generations(ai: &AiService, query: &str) -> Vec<GenerationView> {
+/// `GET /admin/generations{query}` on the admin port at `base`.
+async fn generations(base: &str, query: &str) -> Vec<GenerationView> {
     let (status, body) = admin(
         reqwest::Method::GET,
-        &format!("{}/admin/generations{query}", ai.admin_url()),
+        &format!("{base}/admin/generations{query}"),
         Some(&format!("Bearer {TOKEN}")),
     )
     .await;
@@ -177,10 +178,11 @@ async fn generations(ai: &AiService, query: &str) -> Vec<GenerationView> {
     listed.generations
 }
 
-async fn cancel(ai: &AiService, path: &str) -> u64 {
+/// `POST /admin/{path}/cancel` on the admin port at `base`.
+async fn cancel(base: &str, path: &str) -> u64 {
     let (status, body) = admin(
         reqwest::Method::POST,
-        &format!("{}/admin/{path}/cancel", ai.admin_url()),
+        &format!("{base}/admin/{path}/cancel"),
         Some(&format!("Bearer {TOKEN}")),
     )
     .await;
@@ -208,9 +210,9 @@ async fn two_replicas_list_and_cancel_the_whole_deployment(backend: Backend) {
     );
     let gw1 = Gateway::start(&redis.url(), &ai1.url(), &[]).await;
     let gw2 = Gateway::start(&redis.url(), &ai2.url(), &[]).await;
-    let (mut alice1, mut a1) = streaming(&gw1, "alice").await;
-    let (mut alice2, mut a2) = streaming(&gw2, "alice").await;
-    let (mut bob, mut b) = streaming(&gw1, "bob").await;
+    let (mut alice1, mut a1) = streaming(&gw1.ws_url(), "alice").await;
+    let (mut alice2, mut a2) = streaming(&gw2.ws_url(), "alice").await;
+    let (mut bob, mut b) = streaming(&gw1.ws_url(), "bob").await;
     // An anonymous generation, straight through the ai-service's API.
     let anon_sid = Uuid::new_v4();
     let anon_id = Uuid::new_v4();
@@ -235,7 +237,7 @@ async fn two_replicas_list_and_cancel_the_whole_deployment(backend: Backend) {
     };
     // Either replica lists every generation of the deployment.
     for ai in [&ai1, &ai2] {
-        let list = generations(ai, "").await;
+        let list = generations(&ai.admin_url(), "").await;
         assert_eq!(who(&list), expected, "{} lists", ai.replica_id);
         for g in &list {
             assert!(matches!(
@@ -248,7 +250,7 @@ async fn two_replicas_list_and_cancel_the_whole_deployment(backend: Backend) {
         assert_eq!(bobs.map(|g| g.session_id), Some(bob.session_id));
         assert!(bobs.is_some_and(|g| g.completion_tokens >= 2), "{bobs:?}");
     }
-    let only_alice = generations(&ai2, "?user=alice").await;
+    let only_alice = generations(&ai2.admin_url(), "?user=alice").await;
     assert_eq!(
         who(&only_alice),
         expected
@@ -257,10 +259,12 @@ async fn two_replicas_list_and_cancel_the_whole_deployment(backend: Backend) {
             .cloned()
             .collect::<Vec<_>>()
     );
-    assert!(generations(&ai1, "?user=nobody").await.is_empty());
+    assert!(generations(&ai1.admin_url(), "?user=nobody")
+        .await
+        .is_empty());
 
     // Alice's two generations end, on both replicas, asked on one of them.
-    assert_eq!(cancel(&ai2, "users/alice").await, 2);
+    assert_eq!(cancel(&ai2.admin_url(), "users/alice").await, 2);
     assert_eq!(
         done(&mut alice1, &mut a1).await,
         Some(FinalStatus::Cancelled)
@@ -270,11 +274,11 @@ async fn two_replicas_list_and_cancel_the_whole_deployment(backend: Backend) {
         Some(FinalStatus::Cancelled)
     );
     // Nothing left of hers to cancel; bob streams on.
-    assert_eq!(cancel(&ai1, "users/alice").await, 0);
+    assert_eq!(cancel(&ai1.admin_url(), "users/alice").await, 0);
     let seen = b.seqs.len();
     bob.read_chunks(&mut b, seen + 2).await;
     assert!(b.done.is_none());
-    let rest = who(&generations(&ai1, "").await);
+    let rest = who(&generations(&ai1.admin_url(), "").await);
     assert_eq!(
         rest,
         expected
@@ -286,15 +290,18 @@ async fn two_replicas_list_and_cancel_the_whole_deployment(backend: Backend) {
 
     // A session's cancel: bob's (through his gateway), and the anonymous one's (no client).
     assert_eq!(
-        cancel(&ai2, &format!("sessions/{}", bob.session_id)).await,
+        cancel(&ai2.admin_url(), &format!("sessions/{}", bob.session_id)).await,
         1
     );
     assert_eq!(done(&mut bob, &mut b).await, Some(FinalStatus::Cancelled));
-    assert_eq!(cancel(&ai1, &format!("sessions/{anon_sid}")).await, 1);
+    assert_eq!(
+        cancel(&ai1.admin_url(), &format!("sessions/{anon_sid}")).await,
+        1
+    );
     let anon = ai2.wait_terminal(anon_sid, anon_id).await;
     assert_eq!(anon.state, MessageState::Cancelled);
-    assert!(generations(&ai1, "").await.is_empty());
-    assert!(generations(&ai2, "").await.is_empty());
+    assert!(generations(&ai1.admin_url(), "").await.is_empty());
+    assert!(generations(&ai2.admin_url(), "").await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -316,11 +323,53 @@ async fn a_crashed_replicas_generations_leave_the_listing() {
     let mut doomed = AiService::start(&redis.url(), &env).await;
     let survivor = AiService::start(&redis.url(), &env).await;
     let gw = Gateway::start(&redis.url(), &doomed.url(), &[]).await;
-    let (mut c, mut t) = streaming(&gw, "carol").await;
-    assert_eq!(generations(&survivor, "").await.len(), 1);
+    let (mut c, mut t) = streaming(&gw.ws_url(), "carol").await;
+    assert_eq!(generations(&survivor.admin_url(), "").await.len(), 1);
     doomed.proc.kill();
     // The gateway that follows the message takes it over once the lease ran out.
     assert_eq!(done(&mut c, &mut t).await, Some(FinalStatus::Failed));
-    assert!(generations(&survivor, "").await.is_empty());
+    assert!(generations(&survivor.admin_url(), "").await.is_empty());
     assert_eq!(redis.cli(&["hlen", "g:{running}"]), "0");
+}
+
+/// Embedded mode (`streamline`, in-memory store): the same admin API on `AI_ADMIN_ADDR`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_mode_lists_and_cancels_a_users_generations() {
+    let stack = Backend::Memory
+        .start_with(&[("ADMIN_TOKEN", TOKEN)], &[])
+        .await;
+    let admin_url = stack.ai.admin_url();
+    let ws_url = stack.gateway.ws_url();
+    let (mut dave, mut d) = streaming(&ws_url, "dave").await;
+    let (mut erin, mut e) = streaming(&ws_url, "erin").await;
+    let listed = generations(&admin_url, "?user=dave").await;
+    assert_eq!(
+        who(&listed),
+        vec![(
+            d.message_id,
+            Some("dave".into()),
+            stack.ai.replica_id.clone()
+        )]
+    );
+    assert_eq!(listed[0].session_id, dave.session_id);
+    assert_eq!(generations(&admin_url, "").await.len(), 2);
+    assert_eq!(cancel(&admin_url, "users/dave").await, 1);
+    assert_eq!(done(&mut dave, &mut d).await, Some(FinalStatus::Cancelled));
+    let seen = e.seqs.len();
+    erin.read_chunks(&mut e, seen + 2).await;
+    assert!(e.done.is_none());
+    assert_eq!(
+        cancel(&admin_url, &format!("sessions/{}", erin.session_id)).await,
+        1
+    );
+    assert_eq!(done(&mut erin, &mut e).await, Some(FinalStatus::Cancelled));
+    assert!(generations(&admin_url, "").await.is_empty());
+    // Both admin ports of the one process serve its metrics; the public ports do not.
+    for base in [&admin_url, &stack.gateway.admin_url()] {
+        assert_eq!(status_of(&format!("{base}/metrics")).await, 200);
+    }
+    assert_eq!(
+        status_of(&format!("{}/metrics", stack.gateway.url())).await,
+        404
+    );
 }
