@@ -29,7 +29,7 @@ pub struct GatewayCli {
     pub addr: SocketAddr,
 
     /// Address of the admin port: `/metrics`, `/healthz` and `/readyz`. An internal port:
-    /// never expose it publicly (GATEWAY_ADDR keeps `/healthz` for load balancers).
+    /// never expose it publicly (GATEWAY_ADDR keeps `/healthz` and `/readyz`).
     #[arg(long, env = "ADMIN_ADDR", default_value = "127.0.0.1:9090")]
     pub admin_addr: SocketAddr,
 

@@ -1,5 +1,5 @@
 //! Wiring: configuration → store, feed, hub → HTTP servers (the public one: `/ws`, `/healthz`,
-//! the web client; the admin port: `/metrics`, `/healthz`, `/readyz`), with an explicit
+//! `/readyz`, the web client; the admin port: `/metrics`, `/healthz`, `/readyz`), with an explicit
 //! shutdown path (not ready, close every socket with 1001 in waves over `DRAIN_SPREAD`, wait
 //! for every task the gateway started, stop the servers, close the feed).
 //!
@@ -70,7 +70,7 @@ fn resume_tokens(config: &Config) -> ResumeTokens {
 
 /// The listeners of one gateway, bound before anything starts.
 pub struct Listeners {
-    /// `/ws`, `/healthz` and the web client (`GATEWAY_ADDR`).
+    /// `/ws`, `/healthz`, `/readyz` and the web client (`GATEWAY_ADDR`).
     pub public: TcpListener,
     /// The admin port (`ADMIN_ADDR`).
     pub admin: TcpListener,
@@ -195,7 +195,10 @@ pub async fn start(
             .app_data(app_state.clone())
             .app_data(probe.clone())
             .route("/ws", web::get().to(ws_route))
+            // For load balancers, and for the client library, which asks `/readyz` next to
+            // `/ws` to tell a refused session from a gateway that is down.
             .route("/healthz", web::get().to(service_kit::healthz))
+            .route("/readyz", web::get().to(crate::readiness::readyz))
             .configure(crate::web_client::configure)
     })
     // Chat frames are small and often written back to back (ack then chunk, cancel_ack then

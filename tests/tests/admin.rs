@@ -105,20 +105,21 @@ async fn the_admin_api_wants_its_token_and_metrics_left_the_public_ports() {
             );
         }
     }
-    // The public ports serve no metrics (and no admin API); the gateway's keeps /healthz for
-    // load balancers, the ai-service's its probes.
+    // The public ports serve no metrics (and no admin API); they keep their probes (the
+    // gateway's /readyz is what the client library asks next to /ws).
     let ai = stack.ai.url();
     let gw = stack.gateway.base_url();
     for url in [
         format!("{ai}/metrics"),
         format!("{gw}/metrics"),
         format!("{ai}/admin/generations"),
-        format!("{gw}/readyz"),
+        format!("{gw}/admin/generations"),
     ] {
         assert_eq!(status_of(&url).await, 404, "{url}");
     }
     for url in [
         format!("{gw}/healthz"),
+        format!("{gw}/readyz"),
         format!("{ai}/healthz"),
         format!("{ai}/readyz"),
     ] {
