@@ -196,9 +196,12 @@ impl Service {
             async move {
                 generation.run().await;
                 registry.remove(&msg);
-                if let Err(e) = store.untrack(&msg).await {
-                    // A stale entry: the next admin listing drops it.
-                    tracing::warn!(%msg, error = %e, "generation not removed from the running index");
+                // During an outage, skip it rather than hold the task (and a drain) for a
+                // command timeout: the next admin listing drops the stale entry.
+                if store.is_connected() {
+                    if let Err(e) = store.untrack(&msg).await {
+                        tracing::warn!(%msg, error = %e, "generation not removed from the running index");
+                    }
                 }
             }
             .with_context(origin.trace),
