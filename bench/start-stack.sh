@@ -103,20 +103,24 @@ start_stack() {
   done
 
   ai_port=$(free_port)
-  env "${AI_ENV[@]+"${AI_ENV[@]}"}" AI_ADDR="127.0.0.1:$ai_port" SHUTDOWN_TIMEOUT=2s \
+  ai_admin_port=$(free_port)
+  env "${AI_ENV[@]+"${AI_ENV[@]}"}" AI_ADDR="127.0.0.1:$ai_port" \
+    ADMIN_ADDR="127.0.0.1:$ai_admin_port" SHUTDOWN_TIMEOUT=2s \
     REDIS_URL="redis://127.0.0.1:$redis_port" \
     "$BIN_DIR/ai-service" >"$work/ai-service.log" 2>&1 &
   ai_pid=$!
   pids+=("$ai_pid")
-  wait_http "http://127.0.0.1:$ai_port/readyz" ai-service
+  wait_http "http://127.0.0.1:$ai_admin_port/readyz" ai-service
 
   gw_port=$(free_port)
-  GATEWAY_ADDR="127.0.0.1:$gw_port" SHUTDOWN_TIMEOUT=2s REDIS_URL="redis://127.0.0.1:$redis_port" \
+  gw_admin_port=$(free_port)
+  GATEWAY_ADDR="127.0.0.1:$gw_port" ADMIN_ADDR="127.0.0.1:$gw_admin_port" SHUTDOWN_TIMEOUT=2s \
+    REDIS_URL="redis://127.0.0.1:$redis_port" \
     AI_SERVICE_URL="http://127.0.0.1:$ai_port" \
     "$BIN_DIR/gateway" >"$work/gateway.log" 2>&1 &
   gw_pid=$!
   pids+=("$gw_pid")
-  wait_http "http://127.0.0.1:$gw_port/readyz" gateway
+  wait_http "http://127.0.0.1:$gw_admin_port/readyz" gateway
 }
 
 # Fails the run if a service died while loadgen ran.

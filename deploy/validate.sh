@@ -117,11 +117,12 @@ check_hadolint() {
 }
 
 # The two Dockerfiles are one recipe: outside comments they may differ only in the binary's
-# name, address variable and port.
+# name, address variable and ports.
 check_dockerfiles_in_step() {
     normalize() {
         grep -v '^[[:space:]]*#' "$1" | sed -e 's/ai-service/BIN/g' -e 's/gateway/BIN/g' \
-            -e 's/GATEWAY_ADDR/ADDR/g' -e 's/AI_ADDR/ADDR/g' -e 's/8080/PORT/g' -e 's/8081/PORT/g'
+            -e 's/GATEWAY_ADDR/ADDR/g' -e 's/AI_ADDR/ADDR/g' -e 's/8080/PORT/g' -e 's/8081/PORT/g' \
+            -e 's/9090/ADMIN_PORT/g' -e 's/9091/ADMIN_PORT/g'
     }
     diff <(normalize deploy/docker/gateway.Dockerfile) <(normalize deploy/docker/ai-service.Dockerfile)
     echo "gateway.Dockerfile and ai-service.Dockerfile are in step"

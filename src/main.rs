@@ -67,6 +67,8 @@ async fn run(settings: Settings) -> Result<(), RunError> {
     let Cli {
         ai_addr,
         gateway_addr,
+        ai_admin_addr,
+        gateway_admin_addr,
         common,
         ai: ai_config,
         gateway: mut gw_config,
@@ -78,20 +80,16 @@ async fn run(settings: Settings) -> Result<(), RunError> {
     gw_config.validate().map_err(StartError::config)?;
     common.validate().map_err(StartError::config)?;
 
-    let ai_listener = if runs_ai {
-        Some(service_kit::bind(ai_addr)?)
+    let ai_listeners = if runs_ai {
+        Some(ai_service::server::Listeners::bind(ai_addr, ai_admin_addr)?)
     } else {
         None
     };
-    let gw_listener = service_kit::bind(gateway_addr)?;
-    let local = |l: &std::net::TcpListener, addr| {
-        l.local_addr()
-            .map_err(|source| StartError::Bind { addr, source })
-    };
-    let gw_addr = local(&gw_listener, gateway_addr)?;
-    if let Some(l) = &ai_listener {
+    let gw_listeners = gateway::server::Listeners::bind(gateway_addr, gateway_admin_addr)?;
+    let gw_addr = service_kit::local_addr(&gw_listeners.public)?;
+    if let Some(l) = &ai_listeners {
         // In-process, the gateway reaches the ai-service where it was just bound.
-        gw_config.ai_service_url = http_url(local(l, ai_addr)?);
+        gw_config.ai_service_url = http_url(service_kit::local_addr(&l.api)?);
     }
 
     // Before the store connects: the store resolves its metric handles at its first command.
@@ -144,15 +142,15 @@ async fn run(settings: Settings) -> Result<(), RunError> {
         "streamline starting ({summary})"
     );
 
-    let ai = match ai_listener {
-        Some(listener) => Some(
-            ai_service::server::start(&ai_config, &common, listener, backend.clone())
+    let ai = match ai_listeners {
+        Some(listeners) => Some(
+            ai_service::server::start(&ai_config, &common, listeners, backend.clone())
                 .await
                 .map_err(RunError::Ai)?,
         ),
         None => None,
     };
-    let gw = match gateway::server::start(&gw_config, &common, gw_listener, backend).await {
+    let gw = match gateway::server::start(&gw_config, &common, gw_listeners, backend).await {
         Ok(gw) => gw,
         Err(e) => {
             if let Some(ai) = ai {

@@ -1,7 +1,9 @@
 //! The settings of the `streamline` binary: both services' settings, composed from their own
 //! definitions (the same names, defaults, parsers and checks), with what they share declared
-//! once ([`service_kit::CommonArgs`]) and each service's address under its own name
-//! (`--ai-addr`/`AI_ADDR`, `--gateway-addr`/`GATEWAY_ADDR`).
+//! once ([`service_kit::CommonArgs`]) and each service's addresses under their own names
+//! (`--ai-addr`/`AI_ADDR`, `--gateway-addr`/`GATEWAY_ADDR`, and the admin ports
+//! `--ai-admin-addr`/`AI_ADMIN_ADDR`, `--gateway-admin-addr`/`GATEWAY_ADMIN_ADDR`: each binary's
+//! `ADMIN_ADDR`, with its default).
 //!
 //! `REDIS_URL` and `AI_SERVICE_URL` have no effective default here: unset, they choose the mode
 //! (in-memory store; ai-service in this process).
@@ -41,6 +43,15 @@ pub struct Cli {
     /// Address of the gateway: HTTP, WebSocket and the web client.
     #[arg(long, env = "GATEWAY_ADDR", default_value = "127.0.0.1:8080", help_heading = GATEWAY)]
     pub gateway_addr: SocketAddr,
+
+    /// The ai-service's admin port: `/metrics`, the probes and the admin API (`/admin/...`,
+    /// see ADMIN_TOKEN). Internal: never expose it publicly.
+    #[arg(long, env = "AI_ADMIN_ADDR", default_value = "127.0.0.1:9091", help_heading = AI)]
+    pub ai_admin_addr: SocketAddr,
+
+    /// The gateway's admin port: `/metrics` and the probes. Internal: never expose it publicly.
+    #[arg(long, env = "GATEWAY_ADMIN_ADDR", default_value = "127.0.0.1:9090", help_heading = GATEWAY)]
+    pub gateway_admin_addr: SocketAddr,
 
     #[command(flatten, next_help_heading = SHARED)]
     pub common: CommonArgs,
@@ -153,6 +164,10 @@ mod tests {
             "127.0.0.1:1",
             "--gateway-addr",
             "127.0.0.1:2",
+            "--ai-admin-addr",
+            "127.0.0.1:3",
+            "--gateway-admin-addr",
+            "127.0.0.1:4",
             "--shutdown-timeout",
             "3s",
             "--redis-url",
@@ -165,6 +180,8 @@ mod tests {
         assert_eq!(s.mode, Mode::Redis);
         assert_eq!(s.cli.ai_addr.port(), 1);
         assert_eq!(s.cli.gateway_addr.port(), 2);
+        assert_eq!(s.cli.ai_admin_addr.port(), 3);
+        assert_eq!(s.cli.gateway_admin_addr.port(), 4);
         assert_eq!(
             s.cli.common.shutdown_timeout,
             std::time::Duration::from_secs(3)

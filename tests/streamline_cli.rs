@@ -9,7 +9,11 @@ use std::time::{Duration, Instant};
 
 fn streamline() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_streamline"));
-    cmd.env_remove("REDIS_URL").env_remove("AI_SERVICE_URL");
+    // The admin ports on ports of their own (their defaults would collide between tests).
+    cmd.env_remove("REDIS_URL")
+        .env_remove("AI_SERVICE_URL")
+        .env("AI_ADMIN_ADDR", "127.0.0.1:0")
+        .env("GATEWAY_ADMIN_ADDR", "127.0.0.1:0");
     cmd
 }
 
@@ -143,9 +147,12 @@ fn a_port_in_use_fails_before_anything_starts() {
 #[test]
 fn embedded_mode_serves_the_web_client_and_prints_one_url_line() {
     let (ai_port, gw_port) = (free_port(), free_port());
+    let (ai_admin, gw_admin) = (free_port(), free_port());
     let mut child = streamline()
         .env("AI_ADDR", format!("127.0.0.1:{ai_port}"))
         .env("GATEWAY_ADDR", format!("127.0.0.1:{gw_port}"))
+        .env("AI_ADMIN_ADDR", format!("127.0.0.1:{ai_admin}"))
+        .env("GATEWAY_ADMIN_ADDR", format!("127.0.0.1:{gw_admin}"))
         .env("LOG_FORMAT", "json")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -176,13 +183,19 @@ fn embedded_mode_serves_the_web_client_and_prints_one_url_line() {
     };
     assert!(get(gw_port, "/").contains("200 OK"));
     loop {
-        if get(ai_port, "/readyz").contains("200 OK") && get(gw_port, "/readyz").contains("200 OK")
+        if get(ai_admin, "/readyz").contains("200 OK")
+            && get(gw_admin, "/readyz").contains("200 OK")
         {
             break;
         }
         assert!(start.elapsed() < Duration::from_secs(20), "never ready");
         std::thread::sleep(Duration::from_millis(50));
     }
+    // Each admin port serves its service's metrics; the public ports do not.
+    assert!(get(ai_admin, "/metrics").contains("streamline_ai_"));
+    assert!(get(gw_admin, "/metrics").contains("streamline_gateway_"));
+    assert!(get(ai_port, "/metrics").contains("404"));
+    assert!(get(gw_port, "/metrics").contains("404"));
     // SIGTERM: a clean exit.
     Command::new("kill")
         .arg("-15")

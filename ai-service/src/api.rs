@@ -7,7 +7,8 @@
 //! | `GET /v1/sessions/{sid}/messages/{mid}` | 200 `{state, last_seq, text, error?, usage?}` or 404 |
 //! | `GET /healthz` | 200 while the process runs |
 //! | `GET /readyz` | 200 when Redis answers and the service takes messages, else 503 |
-//! | `GET /metrics` | Prometheus text |
+//!
+//! `/metrics` and the admin API are on the admin port ([`crate::admin`]), not here.
 //!
 //! Errors are `{"error": {code, message}}` with a stable code. With `AI_SERVICE_TOKEN` set,
 //! every `/v1` route answers 401 `unauthorized` without `Authorization: Bearer <token>`.
@@ -40,8 +41,6 @@ const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub struct ApiState {
     pub service: Arc<Service>,
     pub feed: Arc<dyn Feed>,
-    /// `AI_SERVICE_TOKEN`: the bearer every `/v1` request must carry.
-    pub auth: ApiAuth,
 }
 
 /// An API error with its HTTP status.
@@ -56,7 +55,7 @@ pub struct HttpError {
 }
 
 impl HttpError {
-    fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         HttpError {
             status,
             code,
@@ -108,7 +107,7 @@ impl ResponseError for HttpError {
     }
 }
 
-fn parse_id(s: &str, what: &str) -> Result<Uuid, HttpError> {
+pub(crate) fn parse_id(s: &str, what: &str) -> Result<Uuid, HttpError> {
     Uuid::parse_str(s).map_err(|_| {
         HttpError::new(
             StatusCode::BAD_REQUEST,
@@ -118,46 +117,48 @@ fn parse_id(s: &str, what: &str) -> Result<Uuid, HttpError> {
     })
 }
 
-/// Registers the routes on an actix app.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(
-        web::JsonConfig::default()
-            .limit(MAX_BODY_BYTES)
-            .error_handler(|err, _req| {
-                let message = err.to_string();
-                HttpError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidFrame, message).into()
-            }),
-    )
-    .route("/healthz", web::get().to(service_kit::healthz))
-    .route("/readyz", web::get().to(readyz))
-    .route("/metrics", web::get().to(metrics_route))
-    .service(
-        web::scope("/v1")
-            .wrap(from_fn(require_token))
-            .route(
-                "/sessions/{session_id}/messages",
-                web::post().to(start_message),
-            )
-            .route(
-                "/sessions/{session_id}/messages/{message_id}",
-                web::get().to(get_message),
-            )
-            .route(
-                "/sessions/{session_id}/messages/{message_id}/cancel",
-                web::post().to(cancel_message),
-            ),
-    );
+/// The JSON body limit and a JSON error for a body that does not parse.
+pub(crate) fn json_config() -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(MAX_BODY_BYTES)
+        .error_handler(|err, _req| {
+            let message = err.to_string();
+            HttpError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidFrame, message).into()
+        })
 }
 
-/// `AI_SERVICE_TOKEN` on every `/v1` route (before the body is read).
-async fn require_token(
+/// Registers the routes on an actix app; the app also holds the [`ApiAuth`] of
+/// `AI_SERVICE_TOKEN` (see [`require_token`]).
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(json_config())
+        .route("/healthz", web::get().to(service_kit::healthz))
+        .route("/readyz", web::get().to(readyz))
+        .service(
+            web::scope("/v1")
+                .wrap(from_fn(require_token))
+                .route(
+                    "/sessions/{session_id}/messages",
+                    web::post().to(start_message),
+                )
+                .route(
+                    "/sessions/{session_id}/messages/{message_id}",
+                    web::get().to(get_message),
+                )
+                .route(
+                    "/sessions/{session_id}/messages/{message_id}/cancel",
+                    web::post().to(cancel_message),
+                ),
+        );
+}
+
+/// The app's bearer token on every route of the scope it wraps (before the body is read):
+/// `AI_SERVICE_TOKEN` on `/v1`, `ADMIN_TOKEN` on `/admin` (each app holds its own [`ApiAuth`]).
+pub(crate) async fn require_token(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
-    let allowed = match req.app_data::<web::Data<ApiState>>() {
-        Some(state) => state
-            .auth
-            .allows(req.headers().get(actix_web::http::header::AUTHORIZATION)),
+    let allowed = match req.app_data::<web::Data<ApiAuth>>() {
+        Some(auth) => auth.allows(req.headers().get(actix_web::http::header::AUTHORIZATION)),
         // Misconfigured app: fail closed.
         None => false,
     };
@@ -178,15 +179,9 @@ async fn require_token(
         .map(ServiceResponse::map_into_boxed_body)
 }
 
-async fn metrics_route(state: web::Data<ApiState>) -> HttpResponse {
-    crate::telemetry::set_running(state.service.running());
-    let _ = readiness(&state).await;
-    service_kit::metrics_response()
-}
-
 /// Ready, or why not. Also sets `streamline_ai_ready` (1 or 0), so that the scrape and the
 /// alert rules see what `/readyz` answers.
-async fn readiness(state: &ApiState) -> Result<(), String> {
+pub(crate) async fn readiness(state: &ApiState) -> Result<(), String> {
     let result = if state.service.is_draining() {
         Err("draining".to_string())
     } else if !state.feed.is_connected() {
@@ -202,7 +197,7 @@ async fn readiness(state: &ApiState) -> Result<(), String> {
     result
 }
 
-async fn readyz(state: web::Data<ApiState>) -> HttpResponse {
+pub(crate) async fn readyz(state: web::Data<ApiState>) -> HttpResponse {
     match readiness(&state).await {
         Ok(()) => HttpResponse::Ok().content_type("text/plain").body("ready"),
         Err(why) => HttpResponse::ServiceUnavailable().body(why),

@@ -1,4 +1,5 @@
-//! The ops API's bearer token (`AI_SERVICE_TOKEN`): when set, every `/v1` route requires
+//! A bearer token of an API: `AI_SERVICE_TOKEN` on every `/v1` route of the API port,
+//! `ADMIN_TOKEN` on every `/admin` route of the admin port. When set, the route requires
 //! `Authorization: Bearer <token>`, compared in constant time; anything else is 401
 //! `{"error":{"code":"unauthorized"}}`. `/healthz`, `/readyz` and `/metrics` stay open (probes
 //! and scrapers; they reveal no message content).

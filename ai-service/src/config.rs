@@ -30,8 +30,13 @@ pub struct AiCli {
     #[arg(long, env = "AI_ADDR", default_value = "127.0.0.1:8081")]
     pub addr: SocketAddr,
 
+    /// Address of the admin port: `/metrics`, `/healthz`, `/readyz` and the admin API
+    /// (`/admin/...`, see ADMIN_TOKEN). An internal port: never expose it publicly.
+    #[arg(long, env = "ADMIN_ADDR", default_value = "127.0.0.1:9091")]
+    pub admin_addr: SocketAddr,
+
     /// Check the service running with this configuration and exit 0 if it answers 200, 1
-    /// otherwise; starts nothing. `live` (the default): `GET /healthz` on AI_ADDR; `ready`:
+    /// otherwise; starts nothing. `live` (the default): `GET /healthz` on ADMIN_ADDR; `ready`:
     /// `GET /readyz`. For container health checks (the images have no curl).
     #[arg(long, value_enum, value_name = "PROBE", num_args = 0..=1, require_equals = true, default_missing_value = "live")]
     pub healthcheck: Option<service_kit::Probe>,
@@ -130,6 +135,13 @@ pub struct Config {
     #[arg(long, env = "USER_TOKEN_WINDOW", default_value = "1h", value_parser = parse_token_window)]
     pub user_token_window: Duration,
 
+    /// Bearer token of the admin API (16+ printable ASCII characters): with it, every
+    /// `/admin/...` route of ADMIN_ADDR requires `Authorization: Bearer <this>` (401
+    /// otherwise). Unset: the admin API is open to whoever reaches ADMIN_ADDR. `/metrics` and
+    /// the probes stay open either way.
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true, value_parser = service_kit::bearer_token)]
+    pub admin_token: Option<service_kit::Secret>,
+
     /// This replica's name, used to route cancels to it (default: random; 1-64 characters
     /// without braces or spaces).
     #[arg(long, env = "REPLICA_ID", value_parser = parse_replica_id)]
@@ -144,6 +156,8 @@ pub enum ConfigError {
         cancel_grace: Duration,
         stream_ttl: Duration,
     },
+    #[error("ADMIN_TOKEN {0}")]
+    AdminToken(service_kit::BadToken),
 }
 
 impl Config {
@@ -162,6 +176,9 @@ impl Config {
                 cancel_grace: self.cancel_grace,
                 stream_ttl: self.stream_ttl,
             });
+        }
+        if let Some(token) = &self.admin_token {
+            service_kit::check_bearer_token(token).map_err(ConfigError::AdminToken)?;
         }
         Ok(())
     }

@@ -5,10 +5,12 @@
 //! - [`registry`]: the generations this replica runs and how to stop each;
 //! - [`remembered`]: cancels that overtook their message's create, waiting for it;
 //! - [`provider`]: where tokens come from (demo, OpenAI-compatible);
-//! - [`api`]: the HTTP API; [`auth`]: its bearer token; [`config`]: settings;
+//! - [`api`]: the HTTP API; [`admin`]: the admin port; [`auth`]: their bearer tokens;
+//!   [`config`]: settings;
 //! - [`telemetry`]: the metric series and what records them; [`origin`]: when a generation's
 //!   request arrived and the trace it belongs to.
 
+pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod config;

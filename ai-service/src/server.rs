@@ -1,21 +1,22 @@
-//! Wiring: configuration → store, feed, provider, service → HTTP server, with an explicit
-//! shutdown path (stop taking messages, drain generations, stop the server, close the feed).
+//! Wiring: configuration → store, feed, provider, service → HTTP servers (the API, and the
+//! admin port: [`crate::admin`]), with an explicit shutdown path (stop taking messages, drain
+//! generations, stop the servers, close the feed).
 //!
 //! [`run`] is the `ai-service` binary (Redis). [`start`] is the same service on any
-//! [`StoreBackend`] and an already-bound listener, so the single-process mode (`streamline`)
+//! [`StoreBackend`] and already-bound listeners, so the single-process mode (`streamline`)
 //! runs exactly this code on the in-memory store.
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::dev::ServerHandle;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use service_kit::CommonArgs;
 use store::{Feed, MemoryStoreConfig, RedisStoreConfig, StoreBackend};
 
 use crate::api::{self, ApiState};
+use crate::auth::ApiAuth;
 use crate::config::{AiCli, Config, ProviderKind};
 use crate::provider::demo::DemoProvider;
 use crate::provider::openai::{OpenAiConfig, OpenAiProvider};
@@ -68,20 +69,42 @@ pub fn memory_store_config(config: &Config, common: &CommonArgs) -> MemoryStoreC
     }
 }
 
+/// The listeners of one ai-service, bound before anything starts.
+pub struct Listeners {
+    /// The HTTP API (`AI_ADDR`).
+    pub api: TcpListener,
+    /// The admin port (`ADMIN_ADDR`).
+    pub admin: TcpListener,
+}
+
+impl Listeners {
+    /// Binds both addresses (a port in use fails cleanly, exit 2).
+    pub fn bind(api: SocketAddr, admin: SocketAddr) -> Result<Self, StartError> {
+        Ok(Listeners {
+            api: service_kit::bind(api)?,
+            admin: service_kit::bind(admin)?,
+        })
+    }
+}
+
 /// A started ai-service.
 pub struct Running {
     service: Arc<Service>,
     feed: Arc<dyn Feed>,
-    handle: ServerHandle,
-    server_task: tokio::task::JoinHandle<std::io::Result<()>>,
+    api: service_kit::Served,
+    admin: service_kit::Served,
     shutdown_timeout: Duration,
-    addr: SocketAddr,
 }
 
 impl Running {
     /// The address the API listens on.
     pub fn local_addr(&self) -> SocketAddr {
-        self.addr
+        self.api.addr
+    }
+
+    /// The address of the admin port.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin.addr
     }
 
     pub fn service(&self) -> &Arc<Service> {
@@ -92,28 +115,26 @@ impl Running {
     /// `SHUTDOWN_TIMEOUT`, then end them as `failed/shutdown`), stop the server, close the feed.
     pub async fn shutdown(self) {
         self.service.drain(self.shutdown_timeout).await;
-        self.handle.stop(true).await;
-        let _ = self.server_task.await;
+        self.api.stop(true).await;
+        // Last: the scrape and the probes see the drain through.
+        self.admin.stop(true).await;
         self.feed.close().await;
         tracing::info!("ai-service stopped");
     }
 }
 
-/// Starts the service on `backend`, serving the API on `listener`. Returns once it serves.
+/// Starts the service on `backend`, serving the API and the admin port on `listeners`.
+/// Returns once it serves.
 pub async fn start(
     config: &Config,
     common: &CommonArgs,
-    listener: TcpListener,
+    listeners: Listeners,
     backend: StoreBackend,
 ) -> Result<Running, StartError> {
     config.validate().map_err(StartError::config)?;
     common.validate().map_err(StartError::config)?;
     service_kit::install_metrics();
     crate::telemetry::register();
-    let addr = listener.local_addr().map_err(|source| StartError::Bind {
-        addr: SocketAddr::from(([0, 0, 0, 0], 0)),
-        source,
-    })?;
     let replica_id = config.replica_id.clone().unwrap_or_else(random_replica_id);
     let provider = provider(config)?;
     let service = Service::new(
@@ -150,21 +171,46 @@ pub async fn start(
     let state = web::Data::new(ApiState {
         service: service.clone(),
         feed: feed.clone(),
-        auth: crate::auth::ApiAuth::new(common.ai_service_token.as_ref()),
     });
-    let server = HttpServer::new(move || {
-        App::new()
-            .wrap(from_fn(service_kit::access_log))
-            .app_data(state.clone())
-            .configure(api::configure)
-    })
-    .disable_signals()
-    .shutdown_timeout(5)
-    .listen(listener)
-    .map_err(|source| StartError::Bind { addr, source })?
-    .run();
+    let api_auth = web::Data::new(ApiAuth::new(common.ai_service_token.as_ref()));
+    let admin_auth = web::Data::new(ApiAuth::new(config.admin_token.as_ref()));
+    let api_server = {
+        let state = state.clone();
+        let addr = service_kit::local_addr(&listeners.api)?;
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(from_fn(service_kit::access_log))
+                .app_data(state.clone())
+                .app_data(api_auth.clone())
+                .configure(api::configure)
+        })
+        .disable_signals()
+        .shutdown_timeout(5)
+        .listen(listeners.api)
+        .map_err(|source| StartError::Bind { addr, source })?
+        .run();
+        service_kit::Served::spawn(addr, server)
+    };
+    let admin_server = {
+        let addr = service_kit::local_addr(&listeners.admin)?;
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(from_fn(service_kit::access_log))
+                .app_data(state.clone())
+                .app_data(admin_auth.clone())
+                .configure(crate::admin::configure)
+        })
+        .disable_signals()
+        .shutdown_timeout(5)
+        .listen(listeners.admin)
+        .map_err(|source| StartError::Bind { addr, source })?
+        .run();
+        service_kit::Served::spawn(addr, server)
+    };
     tracing::info!(
-        %addr,
+        addr = %api_server.addr,
+        admin_addr = %admin_server.addr,
+        admin_token = if config.admin_token.is_some() { "set" } else { "unset" },
         replica_id,
         store = %backend.description,
         provider = provider.name(),
@@ -185,15 +231,12 @@ pub async fn start(
         user_token_window = ?config.user_token_window,
         "ai-service listening"
     );
-    let handle = server.handle();
-    let server_task = tokio::spawn(server);
     Ok(Running {
         service,
         feed,
-        handle,
-        server_task,
+        api: api_server,
+        admin: admin_server,
         shutdown_timeout: common.shutdown_timeout,
-        addr,
     })
 }
 
@@ -201,11 +244,11 @@ pub async fn start(
 pub async fn run(cli: AiCli) -> Result<(), StartError> {
     cli.config.validate().map_err(StartError::config)?;
     cli.common.validate().map_err(StartError::config)?;
-    let listener = service_kit::bind(cli.addr)?;
+    let listeners = Listeners::bind(cli.addr, cli.admin_addr)?;
     // Before the store connects: the store resolves its metric handles at its first command.
     service_kit::install_metrics();
     let backend = StoreBackend::redis(&redis_store_config(&cli.config, &cli.common)).await?;
-    let running = start(&cli.config, &cli.common, listener, backend).await?;
+    let running = start(&cli.config, &cli.common, listeners, backend).await?;
     service_kit::shutdown_signal().await;
     tracing::info!("shutdown requested");
     running.shutdown().await;

@@ -6,11 +6,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use shared_proto::api::MessageView;
+use shared_proto::api::{GenerationView, MessageView};
 use shared_proto::{CancelStatus, MessageState};
 use store::{
-    lifecycle, Budget, Cancelled, Created, FeedEvent, FeedHandler, MessageRef, Spent, Store,
-    StoreError,
+    lifecycle, Budget, Cancelled, Created, FeedEvent, FeedHandler, MessageRef, RunningEntry, Spent,
+    Store, StoreError,
 };
 use uuid::Uuid;
 
@@ -168,6 +168,7 @@ impl Service {
                 return Ok(Started::Accepted(MessageState::Cancelled));
             }
         }
+        self.track(msg, user, created_ms).await;
         let generation = Generation {
             store: self.store.clone(),
             provider: self.provider.clone(),
@@ -187,6 +188,7 @@ impl Service {
             stop,
         };
         let registry = self.registry.clone();
+        let store = self.store.clone();
         // The task runs with the request's trace context attached: the generation's span
         // (opened inside `run`) is then the request span's child, although the task outlives
         // the request and runs on another runtime. A no-op with tracing off.
@@ -194,11 +196,88 @@ impl Service {
             async move {
                 generation.run().await;
                 registry.remove(&msg);
+                // During an outage, skip it rather than hold the task (and a drain) for a
+                // command timeout: the next admin listing drops the stale entry.
+                if store.is_connected() {
+                    if let Err(e) = store.untrack(&msg).await {
+                        tracing::warn!(%msg, error = %e, "generation not removed from the running index");
+                    }
+                }
             }
             .with_context(origin.trace),
             &self.runtime,
         );
         Ok(Started::Accepted(MessageState::Queued))
+    }
+
+    /// Adds a new generation to the store's running index, for the admin listing. Advisory:
+    /// a failure only hides the generation from the listing, so the chat goes on.
+    async fn track(&self, msg: MessageRef, user: Option<String>, started_at_ms: u64) {
+        let entry = RunningEntry {
+            session_id: msg.session_id,
+            message_id: msg.message_id,
+            user,
+            owner: self.replica_id.clone(),
+            started_at_ms,
+        };
+        if let Err(e) = self.store.track(&entry).await {
+            tracing::warn!(%msg, error = %e, "generation not added to the running index");
+        }
+    }
+
+    /// Every running generation of the deployment (all replicas), oldest first; only those
+    /// of `user` when given.
+    pub async fn generations(&self, user: Option<&str>) -> Result<Vec<GenerationView>, StoreError> {
+        Ok(store::running::running(self.store.as_ref())
+            .await?
+            .into_iter()
+            .filter(|r| user.is_none() || r.entry.user.as_deref() == user)
+            .map(|r| GenerationView {
+                session_id: r.entry.session_id,
+                message_id: r.entry.message_id,
+                user: r.entry.user,
+                owner: r.entry.owner,
+                state: r.state,
+                started_at: r.entry.started_at_ms,
+                completion_tokens: r.completion_tokens,
+            })
+            .collect())
+    }
+
+    /// Cancels every running generation of `user`, on every replica (through [`Self::cancel`],
+    /// so each client gets its `done{cancelled}`): how many this call cancelled.
+    pub async fn cancel_user(&self, user: &str) -> Result<usize, StoreError> {
+        let msgs: Vec<MessageRef> = self
+            .generations(Some(user))
+            .await?
+            .iter()
+            .map(|g| MessageRef::new(g.session_id, g.message_id))
+            .collect();
+        self.cancel_all(msgs).await
+    }
+
+    /// Cancels every running message of the session: how many this call cancelled.
+    pub async fn cancel_session(&self, session_id: Uuid) -> Result<usize, StoreError> {
+        let msgs: Vec<MessageRef> = self
+            .store
+            .active(session_id)
+            .await?
+            .iter()
+            .map(|a| MessageRef::new(session_id, a.message_id))
+            .collect();
+        self.cancel_all(msgs).await
+    }
+
+    /// Cancels each (one after the other: an admin call, not a hot path); the first store
+    /// error stops it, as the caller cannot tell what the rest did otherwise.
+    async fn cancel_all(&self, msgs: Vec<MessageRef>) -> Result<usize, StoreError> {
+        let mut cancelled = 0;
+        for msg in msgs {
+            if self.cancel(msg).await? == CancelStatus::Cancelling {
+                cancelled += 1;
+            }
+        }
+        Ok(cancelled)
     }
 
     /// Cancels a message, whichever replica runs it, and even before it exists: a cancel that

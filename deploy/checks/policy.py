@@ -21,7 +21,10 @@ APPS = {  # our two binaries: address variable and port
     "gateway": ("GATEWAY_ADDR", 8080),
     "ai-service": ("AI_ADDR", 8081),
 }
-SECRET_KEYS = {"AUTH_SECRET", "AI_SERVICE_TOKEN", "OPENAI_API_KEY"}
+# Their admin ports (ADMIN_ADDR: /metrics, the probes, the ai-service's admin API): internal,
+# reached by Prometheus and the kubelet only, never through an Ingress or a published port.
+ADMIN_PORTS = {"gateway": 9090, "ai-service": 9091}
+SECRET_KEYS = {"AUTH_SECRET", "AI_SERVICE_TOKEN", "ADMIN_TOKEN", "OPENAI_API_KEY"}
 # The custom metric each HPA scales on (per pod, through a metrics adapter), besides CPU.
 HPA_METRICS = {
     "gateway": "streamline_gateway_connections",
@@ -78,6 +81,11 @@ def check_compose(resolved_path, source_path):
         env = svc.get("environment") or {}
         if env.get(addr_var) != f"0.0.0.0:{port}":
             problem(where, f"{addr_var} must be 0.0.0.0:{port}, is {env.get(addr_var)!r}")
+        admin = ADMIN_PORTS[name]
+        if env.get("ADMIN_ADDR") != f"0.0.0.0:{admin}":
+            problem(where, f"ADMIN_ADDR must be 0.0.0.0:{admin}, is {env.get('ADMIN_ADDR')!r}")
+        if any(int(p.get("target", 0)) == admin for p in svc.get("ports") or []):
+            problem(where, f"the admin port {admin} must not be published")
         if (svc.get("deploy") or {}).get("replicas", 1) < 2:
             problem(where, "fewer than 2 replicas")
         if not (source.get(name) or {}).get("env_file"):  # resolved output inlines it
@@ -173,12 +181,15 @@ def check_k8s(path):
         env = {e["name"]: e.get("value") for e in c.get("env") or []}
         if env.get(addr_var) != f"0.0.0.0:{port}":
             problem(where, f"{addr_var} must be 0.0.0.0:{port}")
-        if [p["containerPort"] for p in c.get("ports", [])] != [port]:
-            problem(where, f"containerPort must be {port}")
-        if c["readinessProbe"].get("httpGet", {}).get("path") != "/readyz":
-            problem(where, "readinessProbe must be GET /readyz")
-        if c["livenessProbe"].get("httpGet", {}).get("path") != "/healthz":
-            problem(where, "livenessProbe must be GET /healthz")
+        admin = ADMIN_PORTS[name]
+        if env.get("ADMIN_ADDR") != f"0.0.0.0:{admin}":
+            problem(where, f"ADMIN_ADDR must be 0.0.0.0:{admin}")
+        if [(p.get("name"), p["containerPort"]) for p in c.get("ports", [])] != [("http", port), ("admin", admin)]:
+            problem(where, f"container ports must be http {port} and admin {admin}")
+        for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz"), ("startupProbe", "/healthz")):
+            get = (c.get(probe) or {}).get("httpGet") or {}
+            if (get.get("path"), get.get("port")) != (path, "admin"):
+                problem(where, f"{probe} must be GET {path} on the admin port")
         pre_stop = (c.get("lifecycle") or {}).get("preStop") or {}
         sleep = (pre_stop.get("sleep") or {}).get("seconds")
         if not isinstance(sleep, int) or set(pre_stop) != {"sleep"}:
@@ -231,6 +242,8 @@ def check_k8s(path):
         for ep in sm["spec"].get("endpoints") or []:
             if ep.get("path", "/metrics") != "/metrics":
                 problem(where, f"endpoint path {ep.get('path')!r} is not /metrics")
+            if ep.get("port") != "admin":
+                problem(where, f"endpoint port {ep.get('port')!r} is not `admin` (/metrics is on the admin port only)")
             for n in chosen:
                 if ep.get("port") not in {p.get("name") for p in services[n]["spec"]["ports"]}:
                     problem(where, f"port {ep.get('port')!r} is not a named port of Service {n!r}")
@@ -243,6 +256,8 @@ def check_k8s(path):
                     problem(where, f"backend Service {ref.get('name')!r} not in the manifests")
                 elif ref.get("port") not in {p["port"] for p in svc["spec"]["ports"]}:
                     problem(where, f"backend port {ref.get('port')} not on Service {ref['name']!r}")
+                elif ref.get("port") in ADMIN_PORTS.values():
+                    problem(where, f"backend port {ref.get('port')} is an admin port")
             if str((rule.get("timeouts") or {}).get("request")) != "0s":
                 problem(where, "timeouts.request must be 0s: a fixed request timeout cuts WebSockets")
     for name, ing in by_kind.get("Ingress", {}).items():
@@ -261,6 +276,8 @@ def check_k8s(path):
                 elif backend["port"].get("name") not in {sp.get("name") for sp in svc["spec"]["ports"]} \
                         and backend["port"].get("number") not in {sp["port"] for sp in svc["spec"]["ports"]}:
                     problem(where, f"backend port {backend['port']} not on Service {backend['name']!r}")
+                elif backend["port"].get("name") == "admin" or backend["port"].get("number") in ADMIN_PORTS.values():
+                    problem(where, f"backend port {backend['port']} is an admin port (/metrics, /admin)")
 
 
 def selects(selector, labels):
@@ -282,9 +299,32 @@ def selects(selector, labels):
     return True
 
 
+def admin_port_rules(path, app, policies, labels):
+    """Rules that open the admin port of `app` (a rule without `ports` opens every port) must
+    admit Prometheus only; a rule that admits Prometheus must open the admin port only."""
+    for pol in policies.values():
+        if not selects(pol["spec"].get("podSelector"), labels):
+            continue
+        pwhere = f"{path} NetworkPolicy/{pol['metadata']['name']}"
+        for rule in pol["spec"].get("ingress") or []:
+            ports = {p.get("port") for p in rule.get("ports") or []}
+            peers = rule.get("from") or [{}]
+            prometheus = [((p.get("podSelector") or {}).get("matchLabels") or {}).get("app.kubernetes.io/name") == "prometheus"
+                          for p in peers]
+            if (not ports or "admin" in ports) and not all(prometheus):
+                problem(pwhere, f"the admin port of {app} is open to more than Prometheus")
+            if any(prometheus) and ports != {"admin"}:
+                problem(pwhere, f"Prometheus may reach {app} on {sorted(map(str, ports)) or 'every port'}, not only `admin`")
+
+
 def check_network_policies(path, deployments, policies):
     """The ai-service (and an in-cluster Redis) accept connections only from the apps named
-    in ALLOWED_PEERS, plus Prometheus from another namespace for the ai-service."""
+    in ALLOWED_PEERS, plus Prometheus from another namespace for the ai-service; the admin
+    ports admit Prometheus only."""
+    for app in APPS:
+        dep = deployments.get(app)
+        if dep:
+            admin_port_rules(path, app, policies, dep["spec"]["template"]["metadata"].get("labels", {}))
     for app, allowed in ALLOWED_PEERS.items():
         dep = deployments.get(app)
         if not dep:

@@ -58,10 +58,11 @@ COPY LICENSE /usr/share/doc/streamline/LICENSE
 # Numeric user: Kubernetes can only verify runAsNonRoot against a numeric UID.
 USER 10001:10001
 # The binary defaults to 127.0.0.1, which is unreachable from outside a container.
-ENV AI_ADDR=0.0.0.0:8081
-EXPOSE 8081
-# Liveness only (/healthz must not depend on Redis). The binary reads AI_ADDR itself, so the
-# check follows an overridden address.
+# ADMIN_ADDR: /metrics, the probes (and the ai-service's admin API), for the internal network.
+ENV AI_ADDR=0.0.0.0:8081 ADMIN_ADDR=0.0.0.0:9091
+EXPOSE 8081 9091
+# Liveness only (/healthz must not depend on Redis). The binary asks its admin port (it reads
+# ADMIN_ADDR itself, so the check follows an overridden address).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
     CMD ["/usr/local/bin/ai-service", "--healthcheck"]
 # The binary is PID 1: it must handle SIGTERM itself (stop taking messages, let generations finish).

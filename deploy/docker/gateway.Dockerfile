@@ -58,10 +58,11 @@ COPY LICENSE /usr/share/doc/streamline/LICENSE
 # Numeric user: Kubernetes can only verify runAsNonRoot against a numeric UID.
 USER 10001:10001
 # The binary defaults to 127.0.0.1, which is unreachable from outside a container.
-ENV GATEWAY_ADDR=0.0.0.0:8080
-EXPOSE 8080
-# Liveness only (/healthz must not depend on Redis). The binary reads GATEWAY_ADDR itself, so the
-# check follows an overridden address.
+# ADMIN_ADDR: /metrics, the probes (and the ai-service's admin API), for the internal network.
+ENV GATEWAY_ADDR=0.0.0.0:8080 ADMIN_ADDR=0.0.0.0:9090
+EXPOSE 8080 9090
+# Liveness only (/healthz must not depend on Redis). The binary asks its admin port (it reads
+# ADMIN_ADDR itself, so the check follows an overridden address).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
     CMD ["/usr/local/bin/gateway", "--healthcheck"]
 # The binary is PID 1: it must handle SIGTERM itself (drain, close sockets with 1001 in waves).

@@ -1,5 +1,5 @@
 //! `gateway` binary: parse settings, run, exit 2 on a startup error;
-//! `--healthcheck[=live|ready]`: ask this configuration's own `/healthz` (`/readyz`) and exit
+//! `--healthcheck[=live|ready]`: ask this configuration's own `/healthz` (`/readyz`) on its admin port and exit
 //! 0 or 1 (nothing starts).
 
 fn main() -> std::process::ExitCode {
@@ -8,7 +8,7 @@ fn main() -> std::process::ExitCode {
         Err(code) => return code,
     };
     if let Some(probe) = cli.healthcheck {
-        return service_kit::run_healthcheck("gateway", cli.addr, probe);
+        return service_kit::run_healthcheck("gateway", cli.admin_addr, probe);
     }
     if let Err(e) = service_kit::init_logging(cli.common.log_format, &cli.common.traces, "gateway")
     {

@@ -1,19 +1,19 @@
-//! Wiring: configuration → store, feed, hub → HTTP server, with an explicit shutdown path
-//! (not ready, close every socket with 1001 in waves over `DRAIN_SPREAD`, wait for every task
-//! the gateway started, stop the server, close the feed).
+//! Wiring: configuration → store, feed, hub → HTTP servers (the public one: `/ws`, `/healthz`,
+//! `/readyz`, the web client; the admin port: `/metrics`, `/healthz`, `/readyz`), with an explicit
+//! shutdown path (not ready, close every socket with 1001 in waves over `DRAIN_SPREAD`, wait
+//! for every task the gateway started, stop the servers, close the feed).
 //!
 //! [`run`] is the `gateway` binary (Redis). [`start`] is the same gateway on any
-//! [`StoreBackend`] and an already-bound listener, so the single-process mode (`streamline`)
+//! [`StoreBackend`] and already-bound listeners, so the single-process mode (`streamline`)
 //! runs exactly this code on the in-memory store.
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::dev::ServerHandle;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
-use service_kit::CommonArgs;
+use service_kit::{CommonArgs, Served};
 use store::{Feed, RedisStoreConfig, StoreBackend};
 
 use crate::ai_client::AiClient;
@@ -80,20 +80,42 @@ fn resume_tokens(config: &Config) -> ResumeTokens {
     ResumeTokens::new(uuid::Uuid::new_v4().as_bytes())
 }
 
+/// The listeners of one gateway, bound before anything starts.
+pub struct Listeners {
+    /// `/ws`, `/healthz`, `/readyz` and the web client (`GATEWAY_ADDR`).
+    pub public: TcpListener,
+    /// The admin port (`ADMIN_ADDR`).
+    pub admin: TcpListener,
+}
+
+impl Listeners {
+    /// Binds both addresses (a port in use fails cleanly, exit 2).
+    pub fn bind(public: SocketAddr, admin: SocketAddr) -> Result<Self, StartError> {
+        Ok(Listeners {
+            public: service_kit::bind(public)?,
+            admin: service_kit::bind(admin)?,
+        })
+    }
+}
+
 /// A started gateway.
 pub struct Running {
     state: web::Data<AppState>,
     feed: Arc<dyn Feed>,
-    handle: ServerHandle,
-    server_task: tokio::task::JoinHandle<std::io::Result<()>>,
+    public: Served,
+    admin: Served,
     shutdown_timeout: Duration,
-    addr: SocketAddr,
 }
 
 impl Running {
     /// The address the gateway listens on.
     pub fn local_addr(&self) -> SocketAddr {
-        self.addr
+        self.public.addr
+    }
+
+    /// The address of the admin port.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin.addr
     }
 
     /// Graceful stop: turn not-ready, close every socket with 1001 and wait (up to
@@ -108,27 +130,25 @@ impl Running {
         if let Drained::TimedOut { running } = self.state.tasks.wait(self.shutdown_timeout).await {
             tracing::warn!(running, "SHUTDOWN_TIMEOUT reached with tasks still running");
         }
-        self.handle.stop(false).await;
-        let _ = self.server_task.await;
+        self.public.stop(false).await;
+        self.admin.stop(true).await;
         self.feed.close().await;
         tracing::info!("gateway stopped");
     }
 }
 
-/// Starts the gateway on `backend`, serving on `listener`. Returns once it serves.
+/// Starts the gateway on `backend`, serving on `listeners`. Returns once it serves.
 pub async fn start(
     config: &Config,
     common: &CommonArgs,
-    listener: TcpListener,
+    listeners: Listeners,
     backend: StoreBackend,
 ) -> Result<Running, StartError> {
     config.validate().map_err(StartError::config)?;
     common.validate().map_err(StartError::config)?;
     service_kit::install_metrics();
-    let addr = listener.local_addr().map_err(|source| StartError::Bind {
-        addr: SocketAddr::from(([0, 0, 0, 0], 0)),
-        source,
-    })?;
+    let addr = service_kit::local_addr(&listeners.public)?;
+    let admin_addr = service_kit::local_addr(&listeners.admin)?;
     let security = Security::new(config).map_err(StartError::config)?;
     let tokens = resume_tokens(config);
     if let Some(jwks) = &security.jwks {
@@ -179,15 +199,18 @@ pub async fn start(
         drain_spread,
     }));
     let app_state = state.clone();
+    let admin_state = state.clone();
+    let admin_probe = probe.clone();
     let server = HttpServer::new(move || {
         App::new()
             .wrap(from_fn(service_kit::access_log))
             .app_data(app_state.clone())
             .app_data(probe.clone())
             .route("/ws", web::get().to(ws_route))
+            // For load balancers, and for the client library, which asks `/readyz` next to
+            // `/ws` to tell a refused session from a gateway that is down.
             .route("/healthz", web::get().to(service_kit::healthz))
             .route("/readyz", web::get().to(crate::readiness::readyz))
-            .route("/metrics", web::get().to(crate::readiness::metrics_route))
             .configure(crate::web_client::configure)
     })
     // Chat frames are small and often written back to back (ack then chunk, cancel_ack then
@@ -199,11 +222,29 @@ pub async fn start(
     .client_disconnect_timeout(config.disconnect_timeout)
     .disable_signals()
     .shutdown_timeout(common.shutdown_timeout.as_secs().max(1))
-    .listen(listener)
+    .listen(listeners.public)
     .map_err(|source| StartError::Bind { addr, source })?
+    .run();
+    let admin = HttpServer::new(move || {
+        App::new()
+            .wrap(from_fn(service_kit::access_log))
+            .app_data(admin_state.clone())
+            .app_data(admin_probe.clone())
+            .route("/healthz", web::get().to(service_kit::healthz))
+            .route("/readyz", web::get().to(crate::readiness::readyz))
+            .route("/metrics", web::get().to(crate::readiness::metrics_route))
+    })
+    .disable_signals()
+    .shutdown_timeout(5)
+    .listen(listeners.admin)
+    .map_err(|source| StartError::Bind {
+        addr: admin_addr,
+        source,
+    })?
     .run();
     tracing::info!(
         %addr,
+        %admin_addr,
         store = %backend.description,
         ai_service_url = %config.ai_service_url,
         client_timeout = ?config.client_timeout,
@@ -227,8 +268,8 @@ pub async fn start(
         jwt_jwks_min_refresh = ?config.jwt_jwks_min_refresh,
         "gateway listening"
     );
-    let handle = server.handle();
-    let server_task = tokio::spawn(server);
+    let public = Served::spawn(addr, server);
+    let admin = Served::spawn(admin_addr, admin);
     state
         .tasks
         .spawn(watchdog::run(hub, state.shutdown.clone()));
@@ -238,10 +279,9 @@ pub async fn start(
     Ok(Running {
         state,
         feed,
-        handle,
-        server_task,
+        public,
+        admin,
         shutdown_timeout: common.shutdown_timeout,
-        addr,
     })
 }
 
@@ -249,11 +289,11 @@ pub async fn start(
 pub async fn run(cli: GatewayCli) -> Result<(), StartError> {
     cli.config.validate().map_err(StartError::config)?;
     cli.common.validate().map_err(StartError::config)?;
-    let listener = service_kit::bind(cli.addr)?;
+    let listeners = Listeners::bind(cli.addr, cli.admin_addr)?;
     // Before the store connects: the store resolves its metric handles at its first command.
     service_kit::install_metrics();
     let backend = StoreBackend::redis(&redis_store_config(&cli.common)).await?;
-    let running = start(&cli.config, &cli.common, listener, backend).await?;
+    let running = start(&cli.config, &cli.common, listeners, backend).await?;
     service_kit::shutdown_signal().await;
     running.shutdown().await;
     service_kit::flush_traces().await;

@@ -26,7 +26,7 @@ pub use cli::{is_info, one_line_error, parse_args};
 pub use common_args::{CommonArgs, RedisArgs};
 pub use duration::parse_duration;
 pub use healthcheck::{check as healthcheck, loopback, run_healthcheck, HealthError, Probe};
-pub use http::{bind, healthz, metrics_response};
+pub use http::{bind, healthz, local_addr, metrics_response, Served};
 pub use logging::{init_logging, LogFormat};
 pub use metrics::{
     buckets, build_info, install_metrics, install_metrics_with_upkeep, metrics_upkeeps,
@@ -37,6 +37,8 @@ pub use otel::{flush_traces, EndpointError, ExporterError, TraceArgs};
 pub use process::run_main;
 pub use redis_tls::RedisTlsArgs;
 pub use request_id::{RequestId, X_REQUEST_ID};
-pub use secret::{parse_secret, Secret, ShortSecret, MIN_SECRET_LEN};
+pub use secret::{
+    bearer_token, check_bearer_token, parse_secret, BadToken, Secret, ShortSecret, MIN_SECRET_LEN,
+};
 pub use signal::shutdown_signal;
 pub use start_error::StartError;

@@ -53,3 +53,38 @@ pub struct MessageView {
 pub struct ApiError {
     pub error: ErrorBody,
 }
+
+/// One running generation in the admin API (`GET /admin/generations` on an ai-service's
+/// admin port): whichever replica runs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+pub struct GenerationView {
+    pub session_id: Uuid,
+    pub message_id: Uuid,
+    /// The chat's user (the JWT `sub` the gateway passed); null for an anonymous one.
+    pub user: Option<String>,
+    /// The replica that runs it (`REPLICA_ID`).
+    pub owner: String,
+    /// `queued` or `streaming`.
+    pub state: MessageState,
+    /// When it started (ms since the epoch).
+    pub started_at: u64,
+    /// Completion tokens written so far.
+    pub completion_tokens: u64,
+}
+
+/// `GET /admin/generations[?user=SUB]`: every running generation of the deployment, oldest
+/// first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+pub struct GenerationsResponse {
+    pub generations: Vec<GenerationView>,
+}
+
+/// `POST /admin/users/{sub}/cancel` and `POST /admin/sessions/{session_id}/cancel`: how many
+/// running generations this call cancelled (each client gets its `done{cancelled}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+pub struct BulkCancelResponse {
+    pub cancelled: u64,
+}

@@ -18,6 +18,7 @@
 //! | `s:{sid}:ch` | shard channel | live copies of every log entry of the session |
 //! | `u:{user}:tokens` | string | a user's completion tokens in the current budget window (user hex-encoded) |
 //! | `r:{replica}:nudge` | shard channel | "stop this message now" for one ai-service replica |
+//! | `g:{running}` | hash | the running index: `<sid>:<mid>` → [`RunningEntry`](crate::RunningEntry) as JSON, for the whole deployment (one slot) |
 
 use uuid::Uuid;
 
@@ -84,6 +85,12 @@ pub fn session_of_channel(channel: &str) -> Option<Uuid> {
 pub fn user_budget(user: &str) -> String {
     let hex: String = user.bytes().map(|b| format!("{b:02x}")).collect();
     format!("u:{{{hex}}}:tokens")
+}
+
+/// The running index (see [`crate::running`]): one key for the whole deployment, so that one
+/// command on one shard lists every replica's generations.
+pub fn running_index() -> &'static str {
+    "g:{running}"
 }
 
 /// A replica's nudge channel.

@@ -29,6 +29,7 @@ pub mod lifecycle;
 pub mod memory;
 mod message;
 pub mod redis;
+pub mod running;
 
 use async_trait::async_trait;
 use shared_proto::{ActiveMessage, ErrorBody, FinalStatus, MessageState, StreamChunk, Turn, Usage};
@@ -43,6 +44,7 @@ pub use message::MessageRef;
 pub use redis::{
     RedisConfigError, RedisEndpoint, RedisFeed, RedisStore, RedisStoreConfig, RedisTlsFiles,
 };
+pub use running::{Running, RunningEntry};
 
 /// How long an owner's lease lasts without renewal; the owner renews it every third of that.
 pub const DEFAULT_LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(4);
@@ -315,6 +317,17 @@ pub trait Store: Send + Sync + 'static {
     /// Charges `tokens` to `user`'s budget (0: only looks), see [`budget`]: whether room is
     /// left after the charge.
     async fn charge(&self, user: &str, tokens: u64, budget: Budget) -> Result<Spent, StoreError>;
+
+    /// Adds a generation to the running index (see [`running`]): its owner calls it right
+    /// after the create, so that an admin listing on any replica sees it.
+    async fn track(&self, entry: &RunningEntry) -> Result<(), StoreError>;
+
+    /// Removes a generation from the running index (its task ended); idempotent.
+    async fn untrack(&self, msg: &MessageRef) -> Result<(), StoreError>;
+
+    /// The running index as written, stale entries included: [`running::running`] is the
+    /// listing that checks each against its message.
+    async fn running_index(&self) -> Result<Vec<RunningEntry>, StoreError>;
 
     /// A round trip to the store, for readiness.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -211,9 +211,12 @@ export async function startStack({ aiEnv = {}, gatewayEnv = {}, name = '' } = {}
     await waitFor('redis PING', () => redisPing(redisPort), [redis]);
     const redisUrl = `redis://127.0.0.1:${redisPort}`;
 
+    // Each process also gets a free admin port (ADMIN_ADDR: /metrics, probes), so that stacks
+    // never collide on its default.
     const aiPort = await freePort();
     const ai = startProcess(logName('ai-service'), path.join(BIN_DIR, 'ai-service'), [], {
       AI_ADDR: `127.0.0.1:${aiPort}`,
+      ADMIN_ADDR: `127.0.0.1:${await freePort()}`,
       REDIS_URL: redisUrl,
       ...aiEnv,
     });
@@ -223,6 +226,7 @@ export async function startStack({ aiEnv = {}, gatewayEnv = {}, name = '' } = {}
     const gwPort = await freePort();
     const gw = startProcess(logName('gateway'), path.join(BIN_DIR, 'gateway'), [], {
       GATEWAY_ADDR: `127.0.0.1:${gwPort}`,
+      ADMIN_ADDR: `127.0.0.1:${await freePort()}`,
       REDIS_URL: redisUrl,
       AI_SERVICE_URL: aiUrl,
       ...gatewayEnv,

@@ -70,7 +70,10 @@ impl Backend {
                 let gateway = Gateway::start(&redis.url(), &ai.url(), gw_env).await;
                 Deployment {
                     backend: self,
-                    gateway: GatewayApi { port: gateway.port },
+                    gateway: GatewayApi {
+                        port: gateway.port,
+                        admin_port: gateway.admin_port,
+                    },
                     ai: ai.api(),
                     procs: vec![gateway.proc, ai.proc],
                     redis: Some(redis),
@@ -78,12 +81,15 @@ impl Backend {
             }
             Backend::Memory => {
                 let (ai_port, gw_port) = (free_port(), free_port());
+                let (ai_admin, gw_admin) = (free_port(), free_port());
                 let replica_id = format!("ai-{ai_port}");
                 let mut cmd = Command::new(bin_path("streamline"));
                 cmd.env_remove("REDIS_URL")
                     .env_remove("AI_SERVICE_URL")
                     .env("AI_ADDR", format!("127.0.0.1:{ai_port}"))
                     .env("GATEWAY_ADDR", format!("127.0.0.1:{gw_port}"))
+                    .env("AI_ADMIN_ADDR", format!("127.0.0.1:{ai_admin}"))
+                    .env("GATEWAY_ADMIN_ADDR", format!("127.0.0.1:{gw_admin}"))
                     .env("REPLICA_ID", &replica_id)
                     .env("AUTH_SECRET", "test-secret-0123456789")
                     .env("SHUTDOWN_TIMEOUT", "5s");
@@ -93,13 +99,18 @@ impl Backend {
                 let proc = Proc::spawn("streamline", cmd);
                 let ai = AiApi {
                     port: ai_port,
+                    admin_port: ai_admin,
                     replica_id,
                 };
-                wait_ready(&format!("{}/readyz", ai.url())).await;
-                wait_ready(&format!("http://127.0.0.1:{gw_port}/readyz")).await;
+                let gateway = GatewayApi {
+                    port: gw_port,
+                    admin_port: gw_admin,
+                };
+                wait_ready(&format!("{}/readyz", ai.admin_url())).await;
+                wait_ready(&format!("{}/readyz", gateway.admin_url())).await;
                 Deployment {
                     backend: self,
-                    gateway: GatewayApi { port: gw_port },
+                    gateway,
                     ai,
                     procs: vec![proc],
                     redis: None,
@@ -113,9 +124,15 @@ impl Backend {
 #[derive(Debug, Clone)]
 pub struct GatewayApi {
     pub port: u16,
+    pub admin_port: u16,
 }
 
 impl GatewayApi {
+    /// The admin port: `/metrics` and the probes.
+    pub fn admin_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.admin_port)
+    }
+
     pub fn ws_url(&self) -> String {
         format!("ws://127.0.0.1:{}/ws", self.port)
     }

@@ -908,6 +908,7 @@ pub fn exits_2_with_one_line(bin: &str, env: &[(&str, &str)], needle: &str) {
     let mut cmd = Command::new(bin_path(bin));
     cmd.env("AI_ADDR", format!("127.0.0.1:{}", free_port()))
         .env("GATEWAY_ADDR", format!("127.0.0.1:{}", free_port()))
+        .env("ADMIN_ADDR", format!("127.0.0.1:{}", free_port()))
         .env_remove("REDIS_URL")
         .env_remove("AI_SERVICE_URL");
     for (k, v) in env {

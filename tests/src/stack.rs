@@ -27,16 +27,19 @@ pub async fn wait_ready(url: &str) {
 /// An ai-service process.
 pub struct AiService {
     pub port: u16,
+    /// Its admin port (`ADMIN_ADDR`): `/metrics`, the probes, `/admin/...`.
+    pub admin_port: u16,
     pub replica_id: String,
     pub proc: Proc,
 }
 
 impl AiService {
     pub async fn start(redis_url: &str, env: &[(&str, &str)]) -> AiService {
-        let port = free_port();
+        let (port, admin_port) = (free_port(), free_port());
         let replica_id = format!("ai-{port}");
         let mut cmd = Command::new(bin_path("ai-service"));
         cmd.env("AI_ADDR", format!("127.0.0.1:{port}"))
+            .env("ADMIN_ADDR", format!("127.0.0.1:{admin_port}"))
             .env("REDIS_URL", redis_url)
             .env("REPLICA_ID", &replica_id)
             .env("SHUTDOWN_TIMEOUT", "5s");
@@ -46,6 +49,7 @@ impl AiService {
         let proc = Proc::spawn("ai-service", cmd);
         let ai = AiService {
             port,
+            admin_port,
             replica_id,
             proc,
         };
@@ -57,12 +61,18 @@ impl AiService {
     pub fn api(&self) -> AiApi {
         AiApi {
             port: self.port,
+            admin_port: self.admin_port,
             replica_id: self.replica_id.clone(),
         }
     }
 
     pub fn url(&self) -> String {
         self.api().url()
+    }
+
+    /// `http://127.0.0.1:<admin port>`.
+    pub fn admin_url(&self) -> String {
+        self.api().admin_url()
     }
 
     /// `GET /v1/sessions/{sid}/messages/{mid}`.
@@ -85,12 +95,18 @@ impl AiService {
 #[derive(Debug, Clone)]
 pub struct AiApi {
     pub port: u16,
+    pub admin_port: u16,
     pub replica_id: String,
 }
 
 impl AiApi {
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The admin port: `/metrics`, the probes, `/admin/...`.
+    pub fn admin_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.admin_port)
     }
 
     /// `GET /v1/sessions/{sid}/messages/{mid}`.
@@ -142,6 +158,8 @@ impl AiApi {
 /// A gateway process.
 pub struct Gateway {
     pub port: u16,
+    /// Its admin port (`ADMIN_ADDR`): `/metrics` and the probes.
+    pub admin_port: u16,
     pub proc: Proc,
 }
 
@@ -158,15 +176,16 @@ impl Gateway {
         without: &[&str],
     ) -> Gateway {
         let gw = Self::spawn(redis_url, ai_url, env, without);
-        wait_ready(&format!("{}/readyz", gw.base_url())).await;
+        wait_ready(&format!("{}/readyz", gw.admin_url())).await;
         gw
     }
 
     /// Starts the process and returns at once, ready or not.
     pub fn spawn(redis_url: &str, ai_url: &str, env: &[(&str, &str)], without: &[&str]) -> Gateway {
-        let port = free_port();
+        let (port, admin_port) = (free_port(), free_port());
         let mut cmd = Command::new(bin_path("gateway"));
         cmd.env("GATEWAY_ADDR", format!("127.0.0.1:{port}"))
+            .env("ADMIN_ADDR", format!("127.0.0.1:{admin_port}"))
             .env("REDIS_URL", redis_url)
             .env("AI_SERVICE_URL", ai_url)
             .env("AUTH_SECRET", crate::auth::TEST_AUTH_SECRET)
@@ -178,12 +197,21 @@ impl Gateway {
             cmd.env_remove(k);
         }
         let proc = Proc::spawn("gateway", cmd);
-        Gateway { port, proc }
+        Gateway {
+            port,
+            admin_port,
+            proc,
+        }
     }
 
     /// `http://127.0.0.1:<port>`.
     pub fn base_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// `http://127.0.0.1:<admin port>`: `/metrics` and the probes.
+    pub fn admin_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.admin_port)
     }
 
     pub fn ws_url(&self) -> String {

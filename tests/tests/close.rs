@@ -110,7 +110,7 @@ async fn a_slow_consumer_close_ends_tcp_at_once() {
     ws.send_text(&chat.to_string()).await;
     // Not reading until the gateway has closed this client as a slow consumer (its counter is
     // the event), then stop the flood and read everything: frames, then the close frame.
-    let gateway = format!("http://127.0.0.1:{}", stack.gateway.port);
+    let gateway = stack.gateway.admin_url();
     let start = std::time::Instant::now();
     while metric(&gateway, "streamline_gateway_slow_consumer_closes_total")
         .await

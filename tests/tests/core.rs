@@ -259,7 +259,7 @@ async fn a_cancel_before_the_first_token_wins(backend: Backend) {
 
 /// Waits until the ai-service reports no running generation.
 async fn wait_no_generations(ai: &AiApi) {
-    wait_metric(&ai.url(), "streamline_ai_generations_running", 0.0).await;
+    wait_metric(&ai.admin_url(), "streamline_ai_generations_running", 0.0).await;
 }
 
 async fn a_cancel_sent_to_another_replica_stops_the_generation(backend: Backend) {
@@ -313,7 +313,7 @@ async fn a_slow_consumer_is_closed_and_its_neighbour_streams_normally(backend: B
     let start = std::time::Instant::now();
     loop {
         if metric(
-            &stack.gateway.url(),
+            &stack.gateway.admin_url(),
             "streamline_gateway_slow_consumer_closes_total",
         )
         .await

@@ -123,7 +123,7 @@ async fn redis_killed_for_two_seconds_mid_stream() {
     redis.kill();
     // Both binaries report not-ready while Redis is down.
     for url in [
-        format!("http://127.0.0.1:{}/readyz", gw.port),
+        format!("{}/readyz", gw.admin_url()),
         format!("{}/readyz", ai.url()),
     ] {
         let start = Instant::now();
@@ -164,7 +164,7 @@ async fn redis_killed_for_two_seconds_mid_stream() {
     println!("outcomes after a 2 s Redis outage: {counts:?}");
     assert_eq!(counts.get("Completed"), Some(&50));
     // Both binaries recovered on their own: a new chat streams end to end.
-    e2e_tests::stack::wait_ready(&format!("http://127.0.0.1:{}/readyz", gw.port)).await;
+    e2e_tests::stack::wait_ready(&format!("{}/readyz", gw.admin_url())).await;
     e2e_tests::stack::wait_ready(&format!("{}/readyz", ai.url())).await;
     let mut c = WsClient::connect(&gw.ws_url()).await;
     let id = c.chat("!demo tokens=20 rate=0\nafter").await;

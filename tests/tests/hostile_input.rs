@@ -154,7 +154,7 @@ async fn hostile_input_gets_its_documented_answer_and_a_neighbour_streams_whole(
     )
     .await;
     let port = stack.gateway.port;
-    let gw_http = format!("http://127.0.0.1:{port}");
+    let gw_http = stack.gateway.admin_url();
     let ws_url = stack.gateway.ws_url();
 
     // The neighbour streams a 10-second answer through everything below.

@@ -142,7 +142,7 @@ async fn provider_keys_verify_and_a_rotated_key_is_taken_within_min_refresh() {
         hits + 1,
         "no fetch within JWT_JWKS_MIN_REFRESH"
     );
-    let base = stack.gateway.base_url();
+    let base = stack.gateway.admin_url();
     assert!(
         series(
             &base,
@@ -207,7 +207,7 @@ async fn while_the_provider_is_down_the_cached_keys_stay_in_force() {
     // Two refreshes failed: r1 still verifies, the gateway stays ready.
     let mut c = WsClient::connect(&stack.url(&login(&r1, "alice", 600))).await;
     short_chat(&mut c).await;
-    wait_ready(&format!("{}/readyz", stack.gateway.base_url())).await;
+    wait_ready(&format!("{}/readyz", stack.gateway.admin_url())).await;
     // A key the gateway never saw cannot come in while the provider is down.
     let r3 = SigningKey::rsa("r3");
     assert_eq!(stack.status(&login(&r3, "alice", 600)).await, 401);
@@ -220,7 +220,7 @@ async fn while_the_provider_is_down_the_cached_keys_stay_in_force() {
         let seen = jwks.hits();
         jwks.wait_hits(seen + 1).await;
     }
-    let base = stack.gateway.base_url();
+    let base = stack.gateway.admin_url();
     assert!(
         series(
             &base,
@@ -249,7 +249,7 @@ async fn without_any_key_yet_every_token_is_refused_and_the_gateway_is_not_ready
         ],
         &["AUTH_SECRET"],
     );
-    let readyz = format!("{}/readyz", gw.base_url());
+    let readyz = format!("{}/readyz", gw.admin_url());
     let http = reqwest::Client::new();
     let deadline = Instant::now() + PATIENCE;
     let why = loop {
@@ -306,7 +306,7 @@ async fn iss_aud_exp_and_nbf_are_checked_with_the_leeway() {
     ] {
         assert_eq!(stack.status(&with(extra.clone())).await, want, "{extra}");
     }
-    let base = stack.gateway.base_url();
+    let base = stack.gateway.admin_url();
     for reason in [
         "bad_issuer",
         "bad_audience",
@@ -338,7 +338,7 @@ async fn alg_confusion_and_none_are_refused_and_a_pem_key_verifies() {
         assert_eq!(stack.status(jwt).await, 401, "{jwt}");
     }
     assert_eq!(stack.status(&login(&r1, "alice", 600)).await, 101);
-    let base = stack.gateway.base_url();
+    let base = stack.gateway.admin_url();
     assert!(
         series(
             &base,
@@ -477,7 +477,7 @@ async fn auth_replaces_the_token_of_an_open_connection() {
         matches!(f, ServerFrame::HeartbeatAck {}).then_some(())
     })
     .await;
-    let base = stack.gateway.base_url();
+    let base = stack.gateway.admin_url();
     assert!(
         series(
             &base,
@@ -597,7 +597,7 @@ async fn an_expired_connection_closes_with_4003_after_its_frames_and_its_answer_
     assert_eq!(t.text, stored.text);
     assert!(
         series(
-            &gw.base_url(),
+            &gw.admin_url(),
             "streamline_gateway_token_expired_closes_total"
         )
         .await

@@ -82,13 +82,10 @@ mod tempdir {
     }
 }
 
-async fn open_connections(gateway_port: u16) -> f64 {
-    metric(
-        &format!("http://127.0.0.1:{gateway_port}"),
-        "streamline_gateway_connections",
-    )
-    .await
-    .unwrap_or(0.0)
+async fn open_connections(gateway: &Gateway) -> f64 {
+    metric(&gateway.admin_url(), "streamline_gateway_connections")
+        .await
+        .unwrap_or(0.0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -105,7 +102,7 @@ async fn a_client_resumes_through_nginx_when_its_gateway_gets_sigterm() {
     ];
     let lb_port = free_port();
     let (_nginx, _dir) = start_nginx(lb_port, &[gateways[0].port, gateways[1].port]);
-    e2e_tests::stack::wait_ready(&format!("http://127.0.0.1:{lb_port}/readyz")).await;
+    e2e_tests::stack::wait_ready(&format!("http://127.0.0.1:{lb_port}/healthz")).await;
     let lb = format!("ws://127.0.0.1:{lb_port}/ws");
 
     let mut c = WsClient::connect(&lb).await;
@@ -117,8 +114,8 @@ async fn a_client_resumes_through_nginx_when_its_gateway_gets_sigterm() {
     // Which gateway holds the socket?
     let start = Instant::now();
     let holder = loop {
-        let a = open_connections(gateways[0].port).await;
-        let b = open_connections(gateways[1].port).await;
+        let a = open_connections(&gateways[0]).await;
+        let b = open_connections(&gateways[1]).await;
         if a + b >= 1.0 {
             break if a >= 1.0 { 0 } else { 1 };
         }
@@ -152,7 +149,7 @@ async fn a_client_resumes_through_nginx_when_its_gateway_gets_sigterm() {
     let stored = ai.message(c.session_id, id).await.expect("stored");
     assert_eq!(t.text, stored.text);
     assert_eq!(
-        open_connections(gateways[1 - holder].port).await,
+        open_connections(&gateways[1 - holder]).await,
         1.0,
         "the resumed socket is on the surviving gateway"
     );

@@ -184,8 +184,8 @@ fn has_series(text: &str, name: &str, kind: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_documented_series_exists_right_after_start() {
     let stack = Stack::start().await;
-    let gateway = metrics_text(&format!("http://127.0.0.1:{}", stack.gateway.port)).await;
-    let ai = metrics_text(&stack.ai.url()).await;
+    let gateway = metrics_text(&stack.gateway.admin_url()).await;
+    let ai = metrics_text(&stack.ai.admin_url()).await;
     let mut missing = Vec::new();
     for (name, kind, place) in documented_series() {
         let scrapes: Vec<(&str, &String)> = match place.as_str() {
@@ -223,15 +223,16 @@ async fn every_documented_series_exists_right_after_start() {
 async fn requests_get_an_id_and_one_access_line_without_secrets() {
     let redis = RedisServer::start();
     let ai = AiService::start(&redis.url(), &[]).await;
-    let port = free_port();
+    let (port, admin_port) = (free_port(), free_port());
     let mut cmd = Command::new(bin_path("gateway"));
     cmd.env("GATEWAY_ADDR", format!("127.0.0.1:{port}"))
+        .env("ADMIN_ADDR", format!("127.0.0.1:{admin_port}"))
         .env("REDIS_URL", redis.url())
         .env("AI_SERVICE_URL", ai.url())
         .env("RUST_LOG", "info");
     let gw = Proc::spawn_capturing("gateway", cmd);
     let base = format!("http://127.0.0.1:{port}");
-    wait_ready(&format!("{base}/readyz")).await;
+    wait_ready(&format!("http://127.0.0.1:{admin_port}/readyz")).await;
     let http = reqwest::Client::new();
 
     // A sane id is kept and echoed; a hostile one is replaced.
@@ -299,26 +300,27 @@ async fn requests_get_an_id_and_one_access_line_without_secrets() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binaries_check_their_own_health() {
     let stack = Stack::start().await;
-    let status = |bin: &str, env: &str, port: u16| {
+    // The check asks the admin port (ADMIN_ADDR), where both probes are.
+    let status = |bin: &str, port: u16| {
         Command::new(bin_path(bin))
             .arg("--healthcheck")
-            .env(env, format!("127.0.0.1:{port}"))
+            .env("ADMIN_ADDR", format!("127.0.0.1:{port}"))
             .status()
             .expect("run")
             .code()
     };
-    assert_eq!(
-        status("gateway", "GATEWAY_ADDR", stack.gateway.port),
-        Some(0)
-    );
-    assert_eq!(status("ai-service", "AI_ADDR", stack.ai.port), Some(0));
+    assert_eq!(status("gateway", stack.gateway.admin_port), Some(0));
+    assert_eq!(status("ai-service", stack.ai.admin_port), Some(0));
     let nobody = free_port();
-    assert_eq!(status("gateway", "GATEWAY_ADDR", nobody), Some(1));
-    assert_eq!(status("ai-service", "AI_ADDR", nobody), Some(1));
+    assert_eq!(status("gateway", nobody), Some(1));
+    assert_eq!(status("ai-service", nobody), Some(1));
     // `ready` asks /readyz.
     let ready = Command::new(bin_path("gateway"))
         .arg("--healthcheck=ready")
-        .env("GATEWAY_ADDR", format!("127.0.0.1:{}", stack.gateway.port))
+        .env(
+            "ADMIN_ADDR",
+            format!("127.0.0.1:{}", stack.gateway.admin_port),
+        )
         .status()
         .expect("run")
         .code();

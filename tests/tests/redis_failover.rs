@@ -39,21 +39,27 @@ async fn wait_metric_above(base: &str, name: &str, above: f64) {
     }
 }
 
-/// `bin` on `redis_url` with its stderr captured, once ready; returns it and its base URL.
-async fn start_logged(bin: &str, redis_url: &str, env: &[(&str, String)]) -> (Proc, String) {
-    let port = free_port();
+/// `bin` on `redis_url` with its stderr captured, once ready; returns it, its base URL and
+/// the base URL of its admin port (`/metrics`).
+async fn start_logged(
+    bin: &str,
+    redis_url: &str,
+    env: &[(&str, String)],
+) -> (Proc, String, String) {
+    let (port, admin_port) = (free_port(), free_port());
     let mut cmd = Command::new(bin_path(bin));
     cmd.env("AI_ADDR", format!("127.0.0.1:{port}"))
         .env("GATEWAY_ADDR", format!("127.0.0.1:{port}"))
+        .env("ADMIN_ADDR", format!("127.0.0.1:{admin_port}"))
         .env("REDIS_URL", redis_url)
         .env("RUST_LOG", "info");
     for (k, v) in env {
         cmd.env(k, v);
     }
     let proc = Proc::spawn_capturing(bin, cmd);
-    let base = format!("http://127.0.0.1:{port}");
-    wait_ready(&format!("{base}/readyz")).await;
-    (proc, base)
+    let admin = format!("http://127.0.0.1:{admin_port}");
+    wait_ready(&format!("{admin}/readyz")).await;
+    (proc, format!("http://127.0.0.1:{port}"), admin)
 }
 
 fn session_channel(session_id: Uuid) -> String {
@@ -66,8 +72,8 @@ fn session_channel(session_id: Uuid) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_cluster_master_dies_sessions_stream_live_from_its_replica() {
     let mut cluster = RedisCluster::start_with_replicas();
-    let (ai, ai_base) = start_logged("ai-service", &cluster.url(), &[]).await;
-    let (gateway, gateway_base) = start_logged(
+    let (ai, ai_base, _) = start_logged("ai-service", &cluster.url(), &[]).await;
+    let (gateway, gateway_base, gateway_admin) = start_logged(
         "gateway",
         &cluster.url(),
         &[("AI_SERVICE_URL", ai_base.clone())],
@@ -78,7 +84,7 @@ async fn after_a_cluster_master_dies_sessions_stream_live_from_its_replica() {
     chat_completes(&mut c, "!demo tokens=10 rate=0\nbefore the failover").await;
 
     let channel = session_channel(c.session_id);
-    let reconnects = metric(&gateway_base, "streamline_store_redis_reconnects_total")
+    let reconnects = metric(&gateway_admin, "streamline_store_redis_reconnects_total")
         .await
         .unwrap_or(0.0);
     let (killed, promoted) = cluster.kill_master_of(&channel);
@@ -87,7 +93,7 @@ async fn after_a_cluster_master_dies_sessions_stream_live_from_its_replica() {
     // The feed resubscribed and reported a resync (the counter moves only after a complete
     // resubscription)...
     wait_metric_above(
-        &gateway_base,
+        &gateway_admin,
         "streamline_store_redis_reconnects_total",
         reconnects,
     )
@@ -135,7 +141,7 @@ async fn sentinel_failover_is_followed_by_commands_and_the_subscriber() {
     let url = sentinels.url();
     let ai = AiService::start(&url, &[]).await;
     let gateway = Gateway::start(&url, &ai.url(), &[]).await;
-    let gateway_base = format!("http://127.0.0.1:{}", gateway.port);
+    let gateway_base = gateway.admin_url();
     let mut c = WsClient::connect(&gateway.ws_url()).await;
     chat_completes(&mut c, "!demo tokens=10 rate=0\nbefore the failover").await;
     // The data is on the master the Sentinels name.

@@ -13,9 +13,10 @@ const EVICTION_WARNING: &str = "Redis may evict keys under memory pressure";
 
 /// An ai-service on `redis`, stderr captured, once ready.
 async fn ai_logged(redis: &RedisServer) -> Proc {
-    let port = free_port();
+    let (port, admin_port) = (free_port(), free_port());
     let mut cmd = Command::new(bin_path("ai-service"));
     cmd.env("AI_ADDR", format!("127.0.0.1:{port}"))
+        .env("ADMIN_ADDR", format!("127.0.0.1:{admin_port}"))
         .env("REDIS_URL", redis.url())
         .env("RUST_LOG", "info");
     let proc = Proc::spawn_capturing("ai-service", cmd);

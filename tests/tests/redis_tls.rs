@@ -81,12 +81,14 @@ async fn sentinel_over_tls_streams_and_follows_a_failover() {
 }
 
 /// `bin` (`ai-service` or `gateway`) on `redis_url`, which may never become ready; stderr
-/// captured, no `REDIS_TLS_*` but those in `env`. Returns it and its base URL.
+/// captured, no `REDIS_TLS_*` but those in `env`. Returns it and the base URL of its admin
+/// port (`/readyz`, `/metrics`).
 fn spawn_service(bin: &str, redis_url: &str, env: &[(&str, &str)]) -> (Proc, String) {
-    let port = free_port();
+    let (port, admin_port) = (free_port(), free_port());
     let mut cmd = Command::new(bin_path(bin));
     cmd.env("AI_ADDR", format!("127.0.0.1:{port}"))
         .env("GATEWAY_ADDR", format!("127.0.0.1:{port}"))
+        .env("ADMIN_ADDR", format!("127.0.0.1:{admin_port}"))
         .env("AI_SERVICE_URL", "http://127.0.0.1:9")
         .env("REDIS_URL", redis_url)
         .env("RUST_LOG", "info")
@@ -98,7 +100,7 @@ fn spawn_service(bin: &str, redis_url: &str, env: &[(&str, &str)]) -> (Proc, Str
     }
     (
         Proc::spawn_capturing(bin, cmd),
-        format!("http://127.0.0.1:{port}"),
+        format!("http://127.0.0.1:{admin_port}"),
     )
 }
 

@@ -85,7 +85,7 @@ async fn ws_requires_a_valid_jwt() {
         .expect("accepted");
     assert_eq!(selected.as_deref(), Some(offered.as_str()));
     // The metrics saw the refusals.
-    let m = metrics_text(&format!("http://127.0.0.1:{}", stack.gateway.port)).await;
+    let m = metrics_text(&stack.gateway.admin_url()).await;
     assert!(
         m.lines().any(|l| l
             .starts_with("streamline_gateway_auth_failures_total{reason=\"expired\"} ")
@@ -99,15 +99,16 @@ async fn anonymous_sessions_work_without_auth_secret() {
     let redis = RedisServer::start();
     let ai = AiService::start(&redis.url(), &[]).await;
     // The harness always sets AUTH_SECRET; start this gateway by hand without it.
-    let port = e2e_tests::free_port();
+    let (port, admin_port) = (e2e_tests::free_port(), e2e_tests::free_port());
     let mut cmd = std::process::Command::new(e2e_tests::process::bin_path("gateway"));
     cmd.env("GATEWAY_ADDR", format!("127.0.0.1:{port}"))
+        .env("ADMIN_ADDR", format!("127.0.0.1:{admin_port}"))
         .env("REDIS_URL", redis.url())
         .env("AI_SERVICE_URL", ai.url())
         .env_remove("AUTH_SECRET");
     let _proc = e2e_tests::process::Proc::spawn("gateway", cmd);
     let gw_url = format!("ws://127.0.0.1:{port}/ws");
-    e2e_tests::stack::wait_ready(&format!("http://127.0.0.1:{port}/readyz")).await;
+    e2e_tests::stack::wait_ready(&format!("http://127.0.0.1:{admin_port}/readyz")).await;
     // No token: welcome. A token is ignored (and a bearer protocol still completes).
     let selected = handshake(&gw_url, &[]).await.expect("anonymous");
     assert_eq!(selected, None);
@@ -291,14 +292,17 @@ async fn the_ops_api_requires_its_bearer_token() {
             }
         }
     }
-    // Probes and the scraper stay open.
-    for path in ["/healthz", "/readyz", "/metrics"] {
-        let r = http
-            .get(format!("{base}{path}"))
-            .send()
-            .await
-            .expect("open");
-        assert!(r.status().is_success(), "{path}");
+    // Probes and the scraper stay open (the scraper on the admin port only).
+    let admin = stack.ai.admin_url();
+    for url in [
+        format!("{base}/healthz"),
+        format!("{base}/readyz"),
+        format!("{admin}/healthz"),
+        format!("{admin}/readyz"),
+        format!("{admin}/metrics"),
+    ] {
+        let r = http.get(&url).send().await.expect("open");
+        assert!(r.status().is_success(), "{url}");
     }
     // A gateway with the wrong token cannot start answers.
     let gw = Gateway::start(
@@ -518,7 +522,7 @@ async fn metrics_exist_after_a_short_chat() {
     t.assert_well_formed();
     c.cancel(id).await;
     let _ = c.frame().await;
-    let gw = metrics_text(&format!("http://127.0.0.1:{}", stack.gateway.port)).await;
+    let gw = metrics_text(&stack.gateway.admin_url()).await;
     for name in [
         "streamline_gateway_connections",
         "streamline_gateway_frames_in_total",
@@ -542,7 +546,7 @@ async fn metrics_exist_after_a_short_chat() {
     }
     assert!(gw.contains("streamline_gateway_frames_out_total{type=\"chunk\"}"));
     assert!(gw.contains("streamline_gateway_cancels_total{status=\"already_completed\"} 1"));
-    let ai = metrics_text(&stack.ai.url()).await;
+    let ai = metrics_text(&stack.ai.admin_url()).await;
     for name in [
         "streamline_ai_generations_total",
         "streamline_ai_generations_running",
@@ -600,7 +604,7 @@ async fn wait_ready_is(base: &str, want: u16) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_is_a_pubsub_round_trip() {
     let stack = Stack::start().await;
-    let base = format!("http://127.0.0.1:{}", stack.gateway.port);
+    let base = stack.gateway.admin_url();
     assert_eq!(ready(&base).await.0, 200);
     // Publishing wedged (PING still answers): not ready, and ready again once it flows.
     stack.redis.cli(&["client", "pause", "5000", "write"]);

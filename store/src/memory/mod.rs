@@ -32,7 +32,7 @@ use uuid::Uuid;
 
 use crate::{
     Appended, Budget, Cancelled, Created, FeedEvent, FeedHandler, Finished, Lease, LogRead,
-    MessageRef, Outcome, Restored, Snapshot, Spent, Store, StoreError,
+    MessageRef, Outcome, Restored, RunningEntry, Snapshot, Spent, Store, StoreError,
 };
 pub use feed::MemoryFeed;
 
@@ -127,6 +127,8 @@ struct State {
     tombstones: HashMap<MessageRef, (String, Instant)>,
     /// Users' budget counters (`u:{user}:tokens`): tokens used, and when the window ends.
     budgets: HashMap<String, (u64, Instant)>,
+    /// The running index (`g:{running}`): not expiring, cleaned by the listing.
+    running: HashMap<MessageRef, RunningEntry>,
 }
 
 impl State {
@@ -905,6 +907,21 @@ impl Store for MemoryStore {
             });
         }
         Ok(Spent::Within { used })
+    }
+
+    async fn track(&self, entry: &RunningEntry) -> Result<(), StoreError> {
+        let mut st = self.inner.lock();
+        st.running.insert(entry.message(), entry.clone());
+        Ok(())
+    }
+
+    async fn untrack(&self, msg: &MessageRef) -> Result<(), StoreError> {
+        self.inner.lock().running.remove(msg);
+        Ok(())
+    }
+
+    async fn running_index(&self) -> Result<Vec<RunningEntry>, StoreError> {
+        Ok(self.inner.lock().running.values().cloned().collect())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -607,3 +607,51 @@ async fn concurrent_writers_are_delivered_in_write_order_per_session() {
         assert_eq!(seqs, expected);
     }
 }
+
+#[tokio::test]
+async fn the_running_index_lists_running_generations_and_drops_stale_entries() {
+    use crate::running::{running, RunningEntry};
+    let s = store();
+    let entry = |m: &MessageRef, user: Option<&str>, at: u64| RunningEntry {
+        session_id: m.session_id,
+        message_id: m.message_id,
+        user: user.map(str::to_string),
+        owner: "a".into(),
+        started_at_ms: at,
+    };
+    let (live, done, gone) = (msg(), msg(), msg());
+    for m in [&live, &done] {
+        assert_eq!(s.create(m, "a", "hi").await.unwrap(), Created::New);
+    }
+    s.track(&entry(&live, Some("alice"), 2)).await.unwrap();
+    s.track(&entry(&done, None, 1)).await.unwrap();
+    // Never created (or expired): a stale entry, like one of a crashed replica.
+    s.track(&entry(&gone, None, 0)).await.unwrap();
+    let chunk = delta(&live, 1, "ab").with_tokens(2, None);
+    s.append(&live, &chunk).await.unwrap();
+    s.append(&live, &delta(&live, 2, "c").with_tokens(3, None))
+        .await
+        .unwrap();
+    s.finish(&done, &outcome(FinalStatus::Completed))
+        .await
+        .unwrap();
+    assert_eq!(s.running_index().await.unwrap().len(), 3);
+
+    let listed = running(&s).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].entry, entry(&live, Some("alice"), 2));
+    assert_eq!(listed[0].state, MessageState::Streaming);
+    assert_eq!(listed[0].completion_tokens, 3);
+    // The listing untracked the terminal and the missing one.
+    assert_eq!(
+        s.running_index().await.unwrap(),
+        vec![listed[0].entry.clone()]
+    );
+
+    // Tracking again is idempotent; untrack removes it, twice is harmless.
+    s.track(&entry(&live, Some("alice"), 2)).await.unwrap();
+    assert_eq!(s.running_index().await.unwrap().len(), 1);
+    s.untrack(&live).await.unwrap();
+    s.untrack(&live).await.unwrap();
+    assert!(s.running_index().await.unwrap().is_empty());
+}

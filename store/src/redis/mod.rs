@@ -30,7 +30,7 @@ use crate::conversation;
 use crate::keys;
 use crate::{
     Appended, Budget, Cancelled, Created, Finished, Lease, LogRead, MessageRef, Outcome, Restored,
-    Snapshot, Spent, Store, StoreError,
+    RunningEntry, Snapshot, Spent, Store, StoreError,
 };
 use batcher::AppendBatcher;
 use command_metrics::{timed, Op};
@@ -609,6 +609,41 @@ impl Store for RedisStore {
                 retry_after: Duration::from_millis(detail),
             },
         })
+    }
+
+    async fn track(&self, entry: &RunningEntry) -> Result<(), StoreError> {
+        let json = serde_json::to_string(entry)
+            .map_err(|e| StoreError::Protocol(format!("running entry: {e}")))?;
+        let field = RunningEntry::field(&entry.message());
+        let _: i64 = self
+            .client
+            .hset(keys::running_index(), (field, json))
+            .await?;
+        Ok(())
+    }
+
+    async fn untrack(&self, msg: &MessageRef) -> Result<(), StoreError> {
+        let _: i64 = self
+            .client
+            .hdel(keys::running_index(), RunningEntry::field(msg))
+            .await?;
+        Ok(())
+    }
+
+    async fn running_index(&self) -> Result<Vec<RunningEntry>, StoreError> {
+        let all: std::collections::HashMap<String, String> =
+            self.client.hgetall(keys::running_index()).await?;
+        Ok(all
+            .into_iter()
+            .filter_map(|(field, json)| match serde_json::from_str(&json) {
+                Ok(entry) => Some(entry),
+                Err(e) => {
+                    // Written by another version, or by hand: not ours to interpret.
+                    tracing::debug!(%field, error = %e, "unreadable running entry skipped");
+                    None
+                }
+            })
+            .collect())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -149,7 +149,7 @@ async fn shutdown(conns: usize) -> serde_json::Value {
 
 async fn slow_consumer(runs: usize) -> serde_json::Value {
     let stack = Stack::start_with(&[], &[("SEND_QUEUE_BYTES", "4096")]).await;
-    let metrics_url = format!("http://127.0.0.1:{}", stack.gateway.port);
+    let metrics_url = stack.gateway.admin_url();
     let mut delays = Vec::with_capacity(runs);
     for run in 0..runs {
         let mut ws = RawWs::connect_small_buffer(stack.gateway.port).await;
