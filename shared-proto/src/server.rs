@@ -167,6 +167,14 @@ impl ServerFrame {
         }
     }
 
+    /// An `error` frame with `retry_after_s` (`quota_exceeded`); other frames are unchanged.
+    pub fn with_retry_after(mut self, secs: Option<u64>) -> Self {
+        if let ServerFrame::Error { retry_after_s, .. } = &mut self {
+            *retry_after_s = secs;
+        }
+        self
+    }
+
     /// Serializes the frame. Serializing these types cannot fail (no maps with non-string
     /// keys, no foreign `Serialize` impls), so this returns the JSON text directly.
     pub fn to_json(&self) -> String {

@@ -7,6 +7,7 @@
 //! Waiting is always for an event (a port answering, a frame arriving) under a generous
 //! deadline, never a fixed sleep.
 
+pub mod args;
 pub mod auth;
 pub mod backend;
 pub mod client;

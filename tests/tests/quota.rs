@@ -68,15 +68,13 @@ async fn ended(client: &mut WsClient, message_id: Uuid) -> Ended {
 
 /// The `error` a chat is refused with.
 async fn refused(client: &mut WsClient) -> (ErrorCode, Option<u64>) {
-    loop {
-        match client.frame().await {
-            ServerFrame::Error {
-                code,
-                retry_after_s,
-                ..
-            } => return (code, retry_after_s),
-            other => panic!("expected an error, got {other:?}"),
-        }
+    match client.frame().await {
+        ServerFrame::Error {
+            code,
+            retry_after_s,
+            ..
+        } => (code, retry_after_s),
+        other => panic!("expected an error, got {other:?}"),
     }
 }
 

@@ -36,16 +36,13 @@ pub enum Charged {
 impl Charge {
     /// Charges `tokens` for the chunk of `seq` if `appended` says it is in the log.
     pub async fn after_append(
-        charge: Option<&Charge>,
+        &self,
         store: &Arc<dyn Store>,
         msg: &MessageRef,
         seq: u64,
         appended: &Appended,
         tokens: u64,
     ) -> Charged {
-        let Some(charge) = charge else {
-            return Charged::Fine;
-        };
         let in_log = match appended {
             Appended::Written => true,
             Appended::OutOfOrder { last_seq } => *last_seq == seq,
@@ -54,7 +51,7 @@ impl Charge {
         if !in_log || tokens == 0 {
             return Charged::Fine;
         }
-        match store.charge(&charge.user, tokens, charge.budget).await {
+        match store.charge(&self.user, tokens, self.budget).await {
             Ok(Spent::Within { .. }) => Charged::Fine,
             Ok(Spent::Exhausted { .. }) => Charged::Exhausted,
             Err(e) => {

@@ -454,19 +454,13 @@ impl Generation {
             let charge = charge.clone();
             async move {
                 let result = store.append(&msg, &chunk).await;
-                let charged = match &result {
-                    Ok(appended) => {
-                        Charge::after_append(
-                            charge.as_deref(),
-                            &store,
-                            &msg,
-                            chunk.seq,
-                            appended,
-                            tokens,
-                        )
-                        .await
+                let charged = match (&result, &charge) {
+                    (Ok(appended), Some(charge)) => {
+                        charge
+                            .after_append(&store, &msg, chunk.seq, appended, tokens)
+                            .await
                     }
-                    Err(_) => Charged::Fine,
+                    _ => Charged::Fine,
                 };
                 (chunk, result, charged)
             }

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use e2e_tests::args::arg;
 use e2e_tests::metrics::metric;
 use e2e_tests::raw_ws::{opcode, RawEvent, RawWs};
 use e2e_tests::stats::summary_ms;
@@ -29,14 +30,6 @@ use e2e_tests::{Stack, PATIENCE};
 
 /// Longest wait for the server's FIN; the old behaviour took about 1 s.
 const FIN_PATIENCE: Duration = Duration::from_secs(10);
-
-fn arg(name: &str, default: usize) -> usize {
-    std::env::args()
-        .skip_while(|a| a != name)
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0

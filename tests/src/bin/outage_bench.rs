@@ -17,6 +17,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use e2e_tests::args::arg;
 use e2e_tests::client::{absorb, Transcript};
 use e2e_tests::stats::summary_ms;
 use e2e_tests::{AiService, Gateway, RedisSentinels, RedisServer, WsClient};
@@ -24,14 +25,6 @@ use futures_util::future::join_all;
 use shared_proto::{FinalStatus, ServerFrame};
 use tokio::sync::watch;
 use tokio::time::Instant;
-
-fn arg(name: &str, default: usize) -> usize {
-    std::env::args()
-        .skip_while(|a| a != name)
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// Twenty seconds of answer: the outage comes well inside it.
 const PROMPT: &str = "!demo tokens=400 rate=20\nthrough the outage";

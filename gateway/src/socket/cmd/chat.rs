@@ -134,20 +134,16 @@ impl Commands {
                         metrics::counter!("streamline_gateway_ai_errors_total", "code" => e.code().as_str())
                             .increment(1);
                         streams.unfollow(message_id);
-                        let frame = match (e.code(), e.retry_after_s()) {
-                            (ErrorCode::QuotaExceeded, retry_after_s) => ServerFrame::Error {
-                                code: ErrorCode::QuotaExceeded,
-                                message: "your token budget is spent; retry after retry_after_s seconds".into(),
-                                message_id: Some(message_id),
-                                retry_after_s,
-                            },
-                            (code, _) => ServerFrame::error(
-                                code,
-                                "the answer could not be started; try again",
-                                Some(message_id),
-                            ),
+                        let message = match e.code() {
+                            ErrorCode::QuotaExceeded => {
+                                "your token budget is spent; retry after retry_after_s seconds"
+                            }
+                            _ => "the answer could not be started; try again",
                         };
-                        sink.send(&frame);
+                        sink.send(
+                            &ServerFrame::error(e.code(), message, Some(message_id))
+                                .with_retry_after(e.retry_after_s()),
+                        );
                     }
                 }
             }
