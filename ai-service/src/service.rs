@@ -122,7 +122,7 @@ impl Service {
         let charge = match (&user, self.budget) {
             (Some(user), Some(budget)) => match self.store.charge(user, 0, budget).await? {
                 Spent::Exhausted { retry_after } => {
-                    metrics::counter!("streamline_ai_quota_refusals_total").increment(1);
+                    crate::telemetry::record_quota_refusal();
                     return Ok(Started::QuotaExceeded { retry_after });
                 }
                 Spent::Within { .. } => Some(Charge {

@@ -11,6 +11,8 @@
 //! - [`record_tokens`]: with the usage of that end, when the upstream reported one;
 //! - [`UpstreamTimer`]: around each upstream HTTP request (the OpenAI provider);
 //! - `streamline_ai_generations_running`: set at each scrape (`api.rs`);
+//! - [`record_quota_refusal`], [`record_quota_stop`], [`record_budget_charge_error`]: where
+//!   the user's token budget refuses a chat, stops a generation, or could not be charged;
 //! - `streamline_ai_cancels_total`, `streamline_ai_api_unauthorized_total`,
 //!   `streamline_ai_store_errors_total`: in the API handlers.
 
@@ -42,6 +44,9 @@ struct Series {
     prompt_tokens: metrics::Counter,
     completion_tokens: metrics::Counter,
     running: metrics::Gauge,
+    quota_refusals: metrics::Counter,
+    quota_stops: metrics::Counter,
+    budget_charge_errors: metrics::Counter,
 }
 
 /// Resolved on first use (after `server::start` installed the recorder).
@@ -63,6 +68,9 @@ fn series() -> &'static Series {
         prompt_tokens: metrics::counter!("streamline_ai_tokens_total", "kind" => "prompt"),
         completion_tokens: metrics::counter!("streamline_ai_tokens_total", "kind" => "completion"),
         running: metrics::gauge!("streamline_ai_generations_running"),
+        quota_refusals: metrics::counter!("streamline_ai_quota_refusals_total"),
+        quota_stops: metrics::counter!("streamline_ai_quota_stops_total"),
+        budget_charge_errors: metrics::counter!("streamline_ai_budget_charge_errors_total"),
     }
     })
 }
@@ -76,6 +84,9 @@ pub fn register() {
     s.prompt_tokens.increment(0);
     s.completion_tokens.increment(0);
     s.running.increment(0.0);
+    s.quota_refusals.increment(0);
+    s.quota_stops.increment(0);
+    s.budget_charge_errors.increment(0);
     for status in CancelStatus::ALL {
         metrics::counter!("streamline_ai_cancels_total", "status" => status.as_str()).increment(0);
     }
@@ -136,6 +147,23 @@ pub fn set_running(n: usize) {
     series().running.set(n as f64);
 }
 
+/// `streamline_ai_quota_refusals_total`: a chat was refused 429 `quota_exceeded`.
+pub fn record_quota_refusal() {
+    series().quota_refusals.increment(1);
+}
+
+/// `streamline_ai_quota_stops_total`: a running generation was stopped because a chunk spent
+/// the user's budget.
+pub fn record_quota_stop() {
+    series().quota_stops.increment(1);
+}
+
+/// `streamline_ai_budget_charge_errors_total`: a chunk's charge got no answer from Redis (the
+/// budget undercounts by that chunk).
+pub fn record_budget_charge_error() {
+    series().budget_charge_errors.increment(1);
+}
+
 /// Times one upstream HTTP request (`streamline_ai_upstream_request_seconds`): from the send
 /// to its response headers, or to its failure. Recorded when dropped, so every way out of
 /// the request counts (a cancelled generation drops it mid-request).
@@ -176,6 +204,9 @@ mod tests {
         );
         record_first_token(Instant::now());
         record_tokens(1, 2);
+        record_quota_refusal();
+        record_quota_stop();
+        record_budget_charge_error();
         drop(UpstreamTimer::start());
     }
 }

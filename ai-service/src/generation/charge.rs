@@ -56,7 +56,7 @@ impl Charge {
             Ok(Spent::Exhausted { .. }) => Charged::Exhausted,
             Err(e) => {
                 tracing::warn!(%msg, error = %e, tokens, "could not charge the user's budget; going on");
-                metrics::counter!("streamline_ai_budget_charge_errors_total").increment(1);
+                crate::telemetry::record_budget_charge_error();
                 Charged::Fine
             }
         }

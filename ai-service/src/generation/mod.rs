@@ -225,7 +225,7 @@ impl Writer {
                     tokens = self.tokens,
                     "the user's token budget is spent; stopping"
                 );
-                metrics::counter!("streamline_ai_quota_stops_total").increment(1);
+                crate::telemetry::record_quota_stop();
                 Step::Stop(End::Finish(Outcome {
                     status: FinalStatus::Failed,
                     error: Some(ErrorBody::new(
