@@ -128,6 +128,7 @@ describe('StreamlineChatTransport', () => {
     const first = client({ storage });
     const a = first.chat(demo(200, 50, 'resume through chat'));
     await untilSeq(a, 5);
+    await storage.untilStored(a.messageId, 1);
     const left = storage.snapshot();
     first.close();
 

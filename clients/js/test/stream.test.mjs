@@ -168,6 +168,9 @@ describe('reload', () => {
     const first = client({ storage });
     const a = first.chat(demo(300, 50, 'survive a reload'));
     await untilSeq(a, 10);
+    // Storage is written in batches: wait until it holds part of the answer (under load the
+    // first ten chunks can all arrive before the first batch is written).
+    await storage.untilStored(a.messageId, 1);
     // The page dies here: whatever storage holds now is all the next page gets.
     const left = storage.snapshot();
     ctx.stack.proxy.dropAll();

@@ -84,6 +84,8 @@ export class MemoryStorage {
   constructor(entries) {
     /** @type {Map<string, string>} */
     this.map = new Map(entries);
+    /** @type {Array<() => boolean>} */
+    this.waiters = [];
   }
   /** @param {string} k */
   getItem(k) {
@@ -92,10 +94,39 @@ export class MemoryStorage {
   /** @param {string} k @param {string} v */
   setItem(k, v) {
     this.map.set(k, String(v));
+    this.waiters = this.waiters.filter((w) => !w());
   }
   /** @param {string} k */
   removeItem(k) {
     this.map.delete(k);
+  }
+  /**
+   * Resolves once the stored session holds answer `id` at a seq of at least `seq`: the client
+   * writes storage in batches, so what a page leaves depends on when it dies. Checked now and
+   * after every write.
+   * @param {string} id @param {number} seq
+   */
+  untilStored(id, seq) {
+    const stored = () => {
+      for (const [k, v] of this.map) {
+        if (!k.startsWith('streamline:session:')) continue;
+        try {
+          const a = JSON.parse(v).answers?.find((/** @type {{id: string}} */ x) => x.id === id);
+          if (a && a.seq >= seq) return true;
+        } catch {
+          // not a session value
+        }
+      }
+      return false;
+    };
+    if (stored()) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.waiters.push(() => {
+        if (!stored()) return false;
+        resolve(undefined);
+        return true;
+      });
+    });
   }
   /** What a page that died right now would leave behind. */
   snapshot() {
