@@ -346,12 +346,14 @@ pub fn render(doc: &Value, source: &str) -> String {
         );
         let _ = write!(md, "\n## S3: capacity\n\n{}", t.0);
         let _ = writeln!(md, "\nSteps (`!demo tokens={} rate={}` per chat; steady window = all chats acked → first done):\n", raw(&s3["params"]["tokens_per_chat"]), raw(&s3["params"]["rate"]));
-        let _ = writeln!(md, "| chats | offered tokens/s | delivered tokens/s (steady) | steady p50 / p99 / p99.9 ms | all-chunk p99 ms | failures | CPU gateway / ai-service / redis / loadgen % | pass |\n|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(md, "| chats | offered tokens/s | delivered tokens/s (steady) | steady p50 / p99 / p99.9 ms | all-chunk p99 ms | failures | CPU gateway / ai-service / redis / loadgen % | CPU µs per token gateway / ai-service / redis / loadgen (total) | machine busy % (outside the four) | pass |\n|---|---|---|---|---|---|---|---|---|---|");
         for st in s3["steps"].as_array().into_iter().flatten() {
             let c = &st["cpu_percent"];
+            let u = &st["cpu_us_per_token"];
+            let m = &st["machine_cpu"];
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} / {} / {} | {} | {} | {} / {} / {} / {} | {} |",
+                "| {} | {} | {} | {} / {} / {} | {} | {} | {} / {} / {} / {} | {} / {} / {} / {} ({}) | {} ({}) | {} |",
                 num(&st["params"]["chats"]),
                 num(&st["offered_tokens_per_s"]),
                 num(&st["steady_tokens_per_s"]),
@@ -364,6 +366,13 @@ pub fn render(doc: &Value, source: &str) -> String {
                 num(&c["ai-service"]),
                 num(&c["redis"]),
                 num(&c["loadgen"]),
+                num(&u["gateway"]),
+                num(&u["ai-service"]),
+                num(&u["redis"]),
+                num(&u["loadgen"]),
+                num(&u["total"]),
+                num(&m["busy_percent"]),
+                num(&m["outside_percent"]),
                 if st["pass"].as_bool() == Some(true) {
                     "yes"
                 } else {

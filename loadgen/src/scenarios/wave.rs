@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::timeline::{Timeline, TIMELINE_BUCKET_MS};
 use super::{chat, demo_prompt, lat_json, new_hist, now_us, p99_ms, send, tokens_in, Ctx};
-use crate::procs::{round1, round3, CpuWindow};
+use crate::procs::{cpu_us_per, round1, round3, CpuWindow};
 #[derive(Debug, Clone, Copy)]
 pub struct WaveSpec {
     pub chats: usize,
@@ -221,7 +221,9 @@ pub(super) async fn wave(
             first_failure.get_or_insert(f);
         }
     }
-    let cpu = cpu.finish();
+    let cpu_window = cpu;
+    let cpu = cpu_window.finish();
+    let machine = cpu_window.machine(&cpu);
     let s = shared.steady_start_us.load(Ordering::Acquire);
     let e = shared.first_done_us.load(Ordering::Acquire);
     let steady_secs = (s != 0 && e > s).then(|| (e - s) as f64 / 1e6);
@@ -246,7 +248,9 @@ pub(super) async fn wave(
         "steady_tokens_per_s": steady_tps,
         "offered_tokens_per_s": spec.chats as f64 * spec.rate,
         "overall_tokens_per_s": round1(tokens as f64 / wall.max(1e-6)),
+        "cpu_us_per_token": cpu_us_per(&cpu, tokens),
         "cpu_percent": cpu,
+        "machine_cpu": machine,
         "timeline_bucket_ms": TIMELINE_BUCKET_MS,
         "timeline": shared.timeline.to_json(),
     });
