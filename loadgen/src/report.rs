@@ -600,7 +600,10 @@ fn s8_section(s8: &Value) -> String {
     );
     let cmp = &s8["vs_s3_same_chats"];
     t.info(
-        &format!("CPU µs per token at {} chats, S8 / S3", num(&cmp["chats"])),
+        &format!(
+            "CPU µs per token at {} chats (the most chats both passed)",
+            num(&cmp["chats"])
+        ),
         format!(
             "S8: {}; S3: {}",
             us_per_token(&cmp["s8_cpu_us_per_token"]),
