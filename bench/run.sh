@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # The benchmark: builds the release binaries, starts a private redis-server (no persistence),
 # the ai-service and the gateway as separate processes on free loopback ports, runs the
-# scenarios S1–S6 with `loadgen`, writes bench/results/<timestamp>.json and regenerates
-# BENCHMARKS.md from it.
+# scenarios S1–S6 and S8 with `loadgen`, writes bench/results/<timestamp>.json and regenerates
+# BENCHMARKS.md from it. For S8 a second stack runs beside the first on the same Redis
+# (start_s8_stack in bench/start-stack.sh): fake-openai, an ai-service with PROVIDER=openai
+# pointing at it, and a gateway in front of that; loadgen gets its URLs (--s8-gateway-url,
+# --s8-ai-url) and the processes to watch in S8 (--s8-pid gateway=… ai-service=… redis=…
+# fake-openai=…).
 #
 #   bench/run.sh                 full run (~10 min on 2 cores), regenerates BENCHMARKS.md
 #   bench/run.sh --smoke         a handful of connections, every scenario, a few seconds;
@@ -30,11 +34,13 @@ stamp=$(date -u +%Y%m%dT%H%M%SZ)
 if [ "$smoke" = 1 ]; then name="smoke-$stamp"; else name="$stamp"; fi
 out="$RESULTS_DIR/$name.json"
 start_stack
+start_s8_stack
 
 cmd="bench/run.sh"
 [ "$smoke" = 1 ] && cmd="$cmd --smoke"
 [ ${#extra[@]} -gt 0 ] && cmd="$cmd -- ${extra[*]}"
 echo "bench: redis :$redis_port (pid $redis_pid), ai-service :$ai_port (pid $ai_pid), gateway :$gw_port (pid $gw_pid); fd limit $(ulimit -n); binaries $BIN_DIR" >&2
+echo "bench: S8: fake-openai :$fo_port (pid $fo_pid), ai-service PROVIDER=openai :$ai8_port (pid $ai8_pid), gateway :$gw8_port (pid $gw8_pid)" >&2
 
 smoke_flag=()
 [ "$smoke" = 1 ] && smoke_flag=(--smoke)
@@ -44,6 +50,9 @@ smoke_flag=()
   --redis-port "$redis_port" \
   --redis-benchmark "$REDIS_BENCHMARK" \
   --pid "gateway=$gw_pid" --pid "ai-service=$ai_pid" --pid "redis=$redis_pid" \
+  --s8-gateway-url "ws://127.0.0.1:$gw8_port/ws" --s8-ai-url "http://127.0.0.1:$ai8_port" \
+  --s8-pid "gateway=$gw8_pid" --s8-pid "ai-service=$ai8_pid" --s8-pid "redis=$redis_pid" \
+  --s8-pid "fake-openai=$fo_pid" \
   --command "$cmd" \
   --out "$out" \
   "${smoke_flag[@]}" "${extra[@]}"

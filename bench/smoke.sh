@@ -3,15 +3,16 @@
 # in all, then the soak for a few seconds (bench/soak.sh --smoke); checks only that they run
 # and produce JSON (never speed or memory).
 #
-# Binaries come from $BIN_DIR: default target/release if it holds all three, else
-# target/debug (as left by `cargo test --workspace`; whichever of loadgen, gateway and
-# ai-service is missing there is built in debug first).
+# Binaries come from $BIN_DIR: default target/release if it holds all four, else
+# target/debug (as left by `cargo test --workspace`; whichever of loadgen, gateway,
+# ai-service and fake-openai (S8's upstream) is missing there is built in debug first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
 if [ -z "${BIN_DIR:-}" ]; then
-  if [ -x target/release/loadgen ] && [ -x target/release/gateway ] && [ -x target/release/ai-service ]; then
+  if [ -x target/release/loadgen ] && [ -x target/release/gateway ] && [ -x target/release/ai-service ] \
+    && [ -x target/release/fake-openai ]; then
     BIN_DIR=$ROOT/target/release
   else
     BIN_DIR=$ROOT/target/debug
@@ -21,6 +22,7 @@ missing=()
 for b in loadgen gateway ai-service; do
   [ -x "$BIN_DIR/$b" ] || missing+=(-p "$b")
 done
+[ -x "$BIN_DIR/fake-openai" ] || missing+=(-p test-support)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$BIN_DIR" = "$ROOT/target/debug" ]; then
     echo "smoke: building ${missing[*]} (debug)" >&2
@@ -42,9 +44,12 @@ if [ -z "$latest" ] || [ "$after" -le "$before" ]; then
   exit 1
 fi
 # Every scenario must be present in the JSON.
-for s in s1 s2 s3 s4 s5 s6; do
+for s in s1 s2 s3 s4 s5 s6 s8; do
   grep -q "\"$s\": {" "$latest" || { echo "smoke: scenario $s missing from $latest" >&2; exit 1; }
 done
+# S8 ran against its second stack (not skipped for want of --s8-gateway-url).
+grep -q '"provider": "openai (fake-openai process)"' "$latest" \
+  || { echo "smoke: S8 did not run against fake-openai in $latest" >&2; exit 1; }
 # The soak, for a few seconds with a handful of sockets: it must produce its JSON (no speed or
 # memory assertions).
 soak_before=$(ls "$RESULTS_DIR"/soak-smoke-*.json 2>/dev/null | wc -l || true)

@@ -5,11 +5,20 @@
 # or always with KEEP_LOGS=1).
 #
 #   bench_args NAME "$@"   --smoke, --no-build, -- ARGS… → smoke, build, extra
-#   bench_binaries         builds (unless --no-build) and checks loadgen, gateway, ai-service
-#                          and redis-server; sets BIN_DIR, RESULTS_DIR, REDIS_SERVER
+#   bench_binaries         builds (unless --no-build) and checks loadgen, gateway, ai-service,
+#                          fake-openai and redis-server; sets BIN_DIR, RESULTS_DIR, REDIS_SERVER
 #   start_stack            AI_ENV: an array of extra KEY=VALUE for the ai-service (e.g.
 #                          STREAM_TTL=60s); sets redis_port redis_pid ai_port ai_pid gw_port
 #                          gw_pid, and pids (all three); work is the folder of their logs
+#   start_s8_stack         S8's second stack on the same Redis: a fake-openai process (the
+#                          test kit's fast OpenAI-compatible server, one runtime thread), an
+#                          ai-service with PROVIDER=openai pointing at it, and a gateway in
+#                          front of that ai-service. A second pair rather than a restart of the
+#                          first, so S3 and S8 of one run share the Redis and its baseline and
+#                          nothing restarts between scenarios; the pair idles while the other
+#                          scenarios run. The prompts' `!demo tokens=N rate=R` line steers
+#                          fake-openai as it steers the demo model. Sets fo_port fo_pid ai8_port
+#                          ai8_pid gw8_port gw8_pid (added to pids)
 #   check_alive            fails the run if a service died meanwhile
 
 bench_args() {
@@ -34,11 +43,11 @@ bench_binaries() {
   RESULTS_DIR=${RESULTS_DIR:-$ROOT/bench/results}
   REDIS_SERVER=${REDIS_SERVER:-redis-server}
   if [ "$build" = 1 ]; then
-    echo "bench: cargo build --release -p loadgen -p gateway -p ai-service" >&2
-    cargo build --release -p loadgen -p gateway -p ai-service
+    echo "bench: cargo build --release -p loadgen -p gateway -p ai-service -p test-support --bins" >&2
+    cargo build --release -p loadgen -p gateway -p ai-service -p test-support --bins
     BIN_DIR=$ROOT/target/release
   fi
-  for b in loadgen gateway ai-service; do
+  for b in loadgen gateway ai-service fake-openai; do
     [ -x "$BIN_DIR/$b" ] || { echo "bench: $BIN_DIR/$b is missing (build it, or set BIN_DIR)" >&2; exit 2; }
   done
   command -v "$REDIS_SERVER" >/dev/null || { echo "bench: $REDIS_SERVER not found" >&2; exit 2; }
@@ -123,9 +132,41 @@ start_stack() {
   wait_http "http://127.0.0.1:$gw_admin_port/readyz" gateway
 }
 
-# Fails the run if a service died while loadgen ran.
+start_s8_stack() {
+  fo_port=$(free_port)
+  "$BIN_DIR/fake-openai" --addr "127.0.0.1:$fo_port" --threads 1 >"$work/fake-openai.log" 2>&1 &
+  fo_pid=$!
+  pids+=("$fo_pid")
+  for _ in $(seq 1 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$fo_port") 2>/dev/null; then break; fi
+    sleep 0.05
+  done
+
+  ai8_port=$(free_port)
+  ai8_admin_port=$(free_port)
+  env "${AI_ENV[@]+"${AI_ENV[@]}"}" AI_ADDR="127.0.0.1:$ai8_port" \
+    ADMIN_ADDR="127.0.0.1:$ai8_admin_port" SHUTDOWN_TIMEOUT=2s \
+    REDIS_URL="redis://127.0.0.1:$redis_port" \
+    PROVIDER=openai OPENAI_BASE_URL="http://127.0.0.1:$fo_port/v1" OPENAI_MODEL=fake-model \
+    "$BIN_DIR/ai-service" >"$work/ai-service-s8.log" 2>&1 &
+  ai8_pid=$!
+  pids+=("$ai8_pid")
+  wait_http "http://127.0.0.1:$ai8_admin_port/readyz" "ai-service (S8)"
+
+  gw8_port=$(free_port)
+  gw8_admin_port=$(free_port)
+  GATEWAY_ADDR="127.0.0.1:$gw8_port" ADMIN_ADDR="127.0.0.1:$gw8_admin_port" SHUTDOWN_TIMEOUT=2s \
+    REDIS_URL="redis://127.0.0.1:$redis_port" \
+    AI_SERVICE_URL="http://127.0.0.1:$ai8_port" \
+    "$BIN_DIR/gateway" >"$work/gateway-s8.log" 2>&1 &
+  gw8_pid=$!
+  pids+=("$gw8_pid")
+  wait_http "http://127.0.0.1:$gw8_admin_port/readyz" "gateway (S8)"
+}
+
+# Fails the run if a service died while loadgen ran (the S8 stack too, when it was started).
 check_alive() {
-  for pid in "$gw_pid" "$ai_pid" "$redis_pid"; do
+  for pid in "$gw_pid" "$ai_pid" "$redis_pid" ${fo_pid:-} ${ai8_pid:-} ${gw8_pid:-}; do
     kill -0 "$pid" 2>/dev/null || { echo "bench: a service (pid $pid) died during the run" >&2; exit 1; }
   done
 }

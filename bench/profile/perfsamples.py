@@ -4,7 +4,7 @@ import re
 import subprocess
 from collections import Counter, defaultdict
 
-ROLES = ('gateway', 'ai-service', 'redis-server', 'redis-check-rdb', 'loadgen')
+ROLES = ('gateway', 'ai-service', 'redis-server', 'redis-check-rdb', 'loadgen', 'fake-openai')
 
 
 def by_pid(path):

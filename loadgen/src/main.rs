@@ -2,7 +2,7 @@
 //!
 //! `loadgen run` speaks protocol v1 over many WebSocket connections (the test kit's client
 //! with small tungstenite buffers, connections spread over loopback source addresses), runs
-//! the scenarios S1–S6 (and, when asked, the soak) and writes one JSON document.
+//! the scenarios S1–S6 and S8 (and, when asked, the soak) and writes one JSON document.
 //! `loadgen report` turns such a document into `BENCHMARKS.md`; `loadgen soak-report` renders
 //! a soak's section alone.
 
@@ -25,7 +25,7 @@ use serde_json::{json, Value};
 use crate::procs::Watched;
 use test_support::client::{Buffers, Dialer, Nagle, SourceAddress};
 
-use crate::scenarios::{Ctx, Soak, WaveSpec, S1, S3, S4, S5, S6};
+use crate::scenarios::{Ctx, Search, Soak, WaveSpec, S1, S3, S4, S5, S6};
 
 #[derive(Parser)]
 #[command(name = "loadgen", version, about)]
@@ -54,6 +54,8 @@ enum Scenario {
     S4,
     S5,
     S6,
+    /// S3 against the second stack (`PROVIDER=openai` and the fake-openai process).
+    S8,
     /// Memory soak (issue 20); never part of the default list.
     Soak,
 }
@@ -74,8 +76,9 @@ struct RunArgs {
     redis_port: Option<u16>,
     #[arg(long, default_value = "redis-benchmark")]
     redis_benchmark: String,
-    /// Scenarios to run (repeatable or comma-separated); default: S1–S6, in the order S1, S5,
-    /// S2, S6, S4, S3 (quietest first, saturation last). `soak` runs only when named.
+    /// Scenarios to run (repeatable or comma-separated); default: S1–S6 and S8, in the order
+    /// S1, S5, S2, S6, S4, S3, S8 (quietest first, saturation last; S8 after S3 so that its
+    /// ratio to S3 is of the same run). `soak` runs only when named.
     #[arg(long = "scenario", value_delimiter = ',')]
     scenarios: Vec<Scenario>,
     /// A handful of connections, every scenario, a few seconds in all (for CI).
@@ -145,6 +148,19 @@ struct RunArgs {
     /// S3: requests per redis-benchmark run.
     #[arg(long, default_value_t = 200_000)]
     s3_bench_requests: u64,
+    /// S8: the WebSocket URL of the second gateway, whose ai-service runs `PROVIDER=openai`
+    /// against a fake-openai process (bench/run.sh starts them). Without it S8 is skipped.
+    /// S8 steps as S3 does (the --s3-* search flags), so the two compare chat count by chat
+    /// count.
+    #[arg(long)]
+    s8_gateway_url: Option<String>,
+    /// S8: the base URL of that gateway's ai-service (given with --s8-gateway-url, or neither).
+    #[arg(long)]
+    s8_ai_url: Option<String>,
+    /// S8: processes whose CPU is measured in S8 (gateway, ai-service, redis, fake-openai):
+    /// NAME=PID, repeatable; loadgen itself is always added.
+    #[arg(long = "s8-pid", value_parser = parse_pid)]
+    s8_pids: Vec<(String, u32)>,
     /// S4: chats cancelled.
     #[arg(long, default_value_t = 1000)]
     s4_chats: usize,
@@ -213,6 +229,8 @@ enum ArgError {
     SoakSockets,
     #[error("--soak-duration and --soak-sample-every must be longer than 0")]
     SoakTimes,
+    #[error("--s8-gateway-url and --s8-ai-url go together (S8's second stack needs both)")]
+    S8Urls,
 }
 
 impl RunArgs {
@@ -223,7 +241,37 @@ impl RunArgs {
         if self.soak_duration.is_zero() || self.soak_sample_every.is_zero() {
             return Err(ArgError::SoakTimes);
         }
+        if self.s8_gateway_url.is_some() != self.s8_ai_url.is_some() {
+            return Err(ArgError::S8Urls);
+        }
         Ok(())
+    }
+
+    /// The capacity search of S3 and S8 (the --s3-* flags; a few tiny steps with --smoke).
+    fn capacity_search(&self, ramp: Duration) -> Search {
+        if self.smoke {
+            Search {
+                start: 2,
+                factor: 2.0,
+                max: 4,
+                step_secs: 0.5,
+                rate: self.s3_rate,
+                p99_limit_ms: self.s3_p99_limit_ms,
+                refine_steps: 0,
+                ramp: Duration::from_millis(100),
+            }
+        } else {
+            Search {
+                start: self.s3_start,
+                factor: self.s3_factor,
+                max: self.s3_max,
+                step_secs: self.s3_step_secs,
+                rate: self.s3_rate,
+                p99_limit_ms: self.s3_p99_limit_ms,
+                refine_steps: self.s3_refine_steps,
+                ramp,
+            }
+        }
     }
 
     /// The soak's parameters (`\n` in the prompt given on a command line is a line break).
@@ -365,8 +413,15 @@ fn fd_limit() -> Option<String> {
     )
 }
 
-async fn run(a: RunArgs) -> Result<(), String> {
-    let mut dialer = Dialer::new(&a.gateway_url).map_err(|e| e.to_string())?;
+/// The context of one stack under test: its gateway, its ai-service, the processes watched
+/// (loadgen itself is added).
+fn stack_ctx(
+    a: &RunArgs,
+    gateway_url: &str,
+    ai_url: &str,
+    pids: &[(String, u32)],
+) -> Result<Ctx, String> {
+    let mut dialer = Dialer::new(gateway_url).map_err(|e| e.to_string())?;
     dialer.token = a.token.clone();
     dialer.buffers = Buffers::Small {
         read_buffer: a.read_buffer,
@@ -375,8 +430,7 @@ async fn run(a: RunArgs) -> Result<(), String> {
         per_address: a.conns_per_source_ip.max(1),
     };
     dialer.nagle = Nagle::Off;
-    let mut procs: Vec<Watched> = a
-        .pids
+    let mut procs: Vec<Watched> = pids
         .iter()
         .map(|(name, pid)| Watched {
             name: name.clone(),
@@ -388,9 +442,9 @@ async fn run(a: RunArgs) -> Result<(), String> {
         pid: std::process::id(),
     });
     let gateway_pid = procs.iter().find(|p| p.name == "gateway").map(|p| p.pid);
-    let ctx = Arc::new(Ctx {
+    Ok(Ctx {
         dialer,
-        ai_url: a.ai_url.trim_end_matches('/').to_string(),
+        ai_url: ai_url.trim_end_matches('/').to_string(),
         procs,
         gateway_pid,
         redis_port: a.redis_port,
@@ -401,7 +455,15 @@ async fn run(a: RunArgs) -> Result<(), String> {
             .build()
             .map_err(|e| e.to_string())?,
         next_idx: AtomicUsize::new(0),
-    });
+    })
+}
+
+async fn run(a: RunArgs) -> Result<(), String> {
+    let ctx = Arc::new(stack_ctx(&a, &a.gateway_url, &a.ai_url, &a.pids)?);
+    let ctx8 = match (&a.s8_gateway_url, &a.s8_ai_url) {
+        (Some(gw), Some(ai)) => Some(Arc::new(stack_ctx(&a, gw, ai, &a.s8_pids)?)),
+        _ => None,
+    };
     let mut scenarios = if a.scenarios.is_empty() {
         vec![
             Scenario::S1,
@@ -410,6 +472,7 @@ async fn run(a: RunArgs) -> Result<(), String> {
             Scenario::S6,
             Scenario::S4,
             Scenario::S3,
+            Scenario::S8,
         ]
     } else {
         a.scenarios.clone()
@@ -462,33 +525,13 @@ async fn run(a: RunArgs) -> Result<(), String> {
                 scenarios::s2_steady(ctx.clone(), spec).await
             }
             Scenario::S3 => {
-                let p = if smoke {
-                    S3 {
-                        start: 2,
-                        factor: 2.0,
-                        max: 4,
-                        step_secs: 0.5,
-                        rate: a.s3_rate,
-                        p99_limit_ms: a.s3_p99_limit_ms,
-                        bench_requests: 2000,
-                        refine_steps: 0,
-                        ramp: Duration::from_millis(100),
-                    }
-                } else {
-                    S3 {
-                        start: a.s3_start,
-                        factor: a.s3_factor,
-                        max: a.s3_max,
-                        step_secs: a.s3_step_secs,
-                        rate: a.s3_rate,
-                        p99_limit_ms: a.s3_p99_limit_ms,
-                        bench_requests: a.s3_bench_requests,
-                        refine_steps: a.s3_refine_steps,
-                        ramp,
-                    }
+                let p = S3 {
+                    search: a.capacity_search(ramp),
+                    bench_requests: if smoke { 2000 } else { a.s3_bench_requests },
                 };
                 scenarios::s3_capacity(ctx.clone(), p).await
             }
+            Scenario::S8 => scenarios::s8_openai(ctx8.clone(), a.capacity_search(ramp)).await,
             Scenario::S4 => {
                 let p = if smoke {
                     S4 {
@@ -558,6 +601,11 @@ async fn run(a: RunArgs) -> Result<(), String> {
         v["elapsed_s"] = json!(procs::round3(t.elapsed().as_secs_f64()));
         v["loadavg_at_start"] = json!(load);
         eprintln!("loadgen: {name} done in {:.1}s", t.elapsed().as_secs_f64());
+        if *s == Scenario::S8 {
+            if let Some(s3) = results.get("s3") {
+                scenarios::compare_with_s3(&mut v, s3);
+            }
+        }
         results.insert(name, v);
         // Let sockets close and the services settle between scenarios.
         tokio::time::sleep(Duration::from_millis(if smoke { 200 } else { 2000 })).await;
@@ -576,7 +624,8 @@ async fn run(a: RunArgs) -> Result<(), String> {
         "read_buffer_bytes": a.read_buffer,
         "loadgen_threads": a.threads,
         "conns_per_source_ip": a.conns_per_source_ip,
-        "connections_opened": ctx.next_idx.load(std::sync::atomic::Ordering::Relaxed),
+        "connections_opened": ctx.next_idx.load(std::sync::atomic::Ordering::Relaxed)
+            + ctx8.as_ref().map_or(0, |c| c.next_idx.load(std::sync::atomic::Ordering::Relaxed)),
         "scenarios": Value::Object(results),
     });
     let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;

@@ -242,6 +242,34 @@ pub fn render(doc: &Value, source: &str) -> String {
             le(v, 1.2),
         );
     }
+    let s8 = &s["s8"];
+    if !s8.is_null() && s8["skipped"].is_null() {
+        srow(
+            "S8 OpenAI provider",
+            "best tokens/s with p99 ≤ 50 ms (PROVIDER=openai, fake-openai) ÷ same run's S3".into(),
+            format!(
+                "{} ÷ {} = {}×",
+                num(&s8["best"]["tokens_per_s"]),
+                num(&s3["best"]["tokens_per_s"]),
+                num(&s8["ratio_to_s3"])
+            ),
+            "(reported)",
+            None,
+        );
+        srow(
+            "S8 OpenAI provider",
+            format!(
+                "ai-service CPU per token minus S3's, at {} chats (≈ the provider path)",
+                num(&s8["vs_s3_same_chats"]["chats"])
+            ),
+            format!(
+                "{} µs",
+                num(&s8["vs_s3_same_chats"]["ai_service_extra_us_per_token"])
+            ),
+            "(reported)",
+            None,
+        );
+    }
     md.push_str(&sum);
 
     // Details.
@@ -380,6 +408,9 @@ pub fn render(doc: &Value, source: &str) -> String {
                 }
             );
         }
+    }
+    if !s8.is_null() {
+        md.push_str(&s8_section(s8));
     }
     if !s4.is_null() {
         let mut t = Table::new();
@@ -533,6 +564,94 @@ pub fn render(doc: &Value, source: &str) -> String {
     if !s["soak"].is_null() {
         md.push('\n');
         md.push_str(&crate::soak_report::section(&s["soak"]));
+    }
+    md
+}
+
+/// CPU µs per delivered token of each process, `name µs` in a fixed order.
+fn us_per_token(v: &Value) -> String {
+    let Some(o) = v.as_object() else {
+        return "–".into();
+    };
+    let order = ["gateway", "ai-service", "redis", "fake-openai", "loadgen"];
+    let mut names: Vec<&String> = o.keys().collect();
+    names.sort_by_key(|k| order.iter().position(|o| o == k).unwrap_or(order.len()));
+    names
+        .iter()
+        .map(|k| format!("{k} {}", num(&o[k.as_str()])))
+        .collect::<Vec<_>>()
+        .join(" / ")
+}
+
+fn s8_section(s8: &Value) -> String {
+    let mut md = String::from("\n## S8: the OpenAI provider path\n\n");
+    if let Some(why) = s8["skipped"].as_str() {
+        let _ = writeln!(md, "Skipped: {why}.");
+        return md;
+    }
+    let mut t = Table::new();
+    t.info(
+        "best delivered tokens/s with steady p99 ≤ 50 ms",
+        format!(
+            "{} (at {} chats, p99 {} ms)",
+            num(&s8["best"]["tokens_per_s"]),
+            num(&s8["best"]["chats"]),
+            num(&s8["best"]["p99_ms"])
+        ),
+    );
+    t.info(
+        "ratio to the same run's S3",
+        format!("{}×", num(&s8["ratio_to_s3"])),
+    );
+    t.info(
+        "CPU µs per delivered token at the best step",
+        us_per_token(&s8["best_cpu_us_per_token"]),
+    );
+    let cmp = &s8["vs_s3_same_chats"];
+    t.info(
+        &format!(
+            "CPU µs per token at {} chats (the most chats both passed)",
+            num(&cmp["chats"])
+        ),
+        format!(
+            "S8: {}; S3: {}",
+            us_per_token(&cmp["s8_cpu_us_per_token"]),
+            us_per_token(&cmp["s3_cpu_us_per_token"])
+        ),
+    );
+    t.info(
+        "ai-service µs per token minus S3's at those chats (≈ the provider path: HTTP body, SSE, JSON; noisy, see the notes' profile)",
+        format!("{} µs", num(&cmp["ai_service_extra_us_per_token"])),
+    );
+    t.info(
+        "first failing step",
+        format!("{} chats", num(&s8["first_failing_chats"])),
+    );
+    md.push_str(&t.0);
+    let _ = writeln!(
+        md,
+        "\nSame steps as S3 (`!demo tokens={} rate={}` per chat, which fake-openai obeys), through a second gateway whose ai-service runs `PROVIDER=openai` against the `fake-openai` process:\n",
+        raw(&s8["params"]["tokens_per_chat"]),
+        raw(&s8["params"]["rate"])
+    );
+    let _ = writeln!(md, "| chats | offered tokens/s | delivered tokens/s (steady) | steady p50 / p99 ms | failures | CPU µs per token: gateway / ai-service / redis / fake-openai / loadgen | pass |\n|---|---|---|---|---|---|---|");
+    for st in s8["steps"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} / {} | {} | {} | {} |",
+            num(&st["params"]["chats"]),
+            num(&st["offered_tokens_per_s"]),
+            num(&st["steady_tokens_per_s"]),
+            num(&st["latency_steady"]["p50_ms"]),
+            num(&st["latency_steady"]["p99_ms"]),
+            num(&st["failures"]),
+            us_per_token(&st["cpu_us_per_token"]),
+            if st["pass"].as_bool() == Some(true) {
+                "yes"
+            } else {
+                "no"
+            }
+        );
     }
     md
 }

@@ -17,7 +17,13 @@
 //!
 //! The parser is pure (no I/O), which is what lets the unit tests below feed it every possible
 //! split of a transcript.
+//!
+//! It runs once per token on the provider path, so a read costs no allocation beyond each
+//! event's `data`: the default event name is a borrowed `"message"`, and the events of a read
+//! are handed out as a drain of the parser's own queue rather than collected into a new `Vec`.
 
+use std::borrow::Cow;
+use std::collections::vec_deque::Drain;
 use std::collections::VecDeque;
 
 /// The default cap on one event's size (pending line plus accumulated data), in bytes.
@@ -30,8 +36,9 @@ pub const DEFAULT_MAX_EVENT_BYTES: usize = 1024 * 1024;
 /// One dispatched server-sent event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SseEvent {
-    /// The `event:` field, or `"message"` when the server gave none (the SSE default).
-    pub event: String,
+    /// The `event:` field, or `"message"` when the server gave none (the SSE default; borrowed,
+    /// so the usual event costs no allocation for its name).
+    pub event: Cow<'static, str>,
     /// The `data:` lines, joined with `\n`.
     pub data: String,
     /// The last `id:` field seen in the stream, if any.
@@ -60,7 +67,7 @@ pub struct SseParser {
     data: String,
     /// Whether at least one `data` field was seen for the current event.
     has_data: bool,
-    event: Option<String>,
+    event: Option<Cow<'static, str>>,
     last_id: Option<String>,
     max_event_bytes: usize,
     ready: VecDeque<SseEvent>,
@@ -93,20 +100,21 @@ impl SseParser {
         }
     }
 
-    /// Feeds the next piece of the body and returns the events it completed, in order.
-    pub fn push(&mut self, mut bytes: &[u8]) -> Result<Vec<SseEvent>, SseError> {
+    /// Feeds the next piece of the body and returns the events it completed, in order (a
+    /// drain of the parser's queue: what is not taken is dropped).
+    pub fn push(&mut self, mut bytes: &[u8]) -> Result<Drain<'_, SseEvent>, SseError> {
         if !self.started {
             // The BOM may itself be split across reads: wait until we can tell.
             self.line.extend_from_slice(bytes);
             const BOM: &[u8] = b"\xEF\xBB\xBF";
             if self.line.len() < BOM.len() && BOM.starts_with(&self.line) {
-                return Ok(Vec::new());
+                return Ok(self.ready.drain(..));
             }
             self.started = true;
             let pending = std::mem::take(&mut self.line);
             let rest = pending.strip_prefix(BOM).unwrap_or(&pending);
             self.feed(rest)?;
-            return Ok(self.ready.drain(..).collect());
+            return Ok(self.ready.drain(..));
         }
         if self.after_cr && !bytes.is_empty() {
             self.after_cr = false;
@@ -115,7 +123,7 @@ impl SseParser {
             }
         }
         self.feed(bytes)?;
-        Ok(self.ready.drain(..).collect())
+        Ok(self.ready.drain(..))
     }
 
     /// Ends the stream: a final line without a line ending is processed, and an event that was
@@ -124,14 +132,14 @@ impl SseParser {
     /// The SSE specification would discard such an event, but some servers close the body
     /// right after `data: [DONE]` without the blank line, and dropping it would turn a complete
     /// answer into a truncated one.
-    pub fn finish(&mut self) -> Vec<SseEvent> {
+    pub fn finish(&mut self) -> Drain<'_, SseEvent> {
         if !self.line.is_empty() {
             let line = std::mem::take(&mut self.line);
             // Cannot fail: limits are only checked while more input may follow.
             self.process_line(&line);
         }
         self.dispatch();
-        self.ready.drain(..).collect()
+        self.ready.drain(..)
     }
 
     fn feed(&mut self, bytes: &[u8]) -> Result<(), SseError> {
@@ -193,7 +201,7 @@ impl SseParser {
                 self.has_data = true;
                 self.data.push_str(&String::from_utf8_lossy(value));
             }
-            b"event" => self.event = Some(String::from_utf8_lossy(value).into_owned()),
+            b"event" => self.event = Some(String::from_utf8_lossy(value).into_owned().into()),
             // Per spec, an id containing NUL is ignored.
             b"id" if !value.contains(&0) => {
                 self.last_id = Some(String::from_utf8_lossy(value).into_owned());
@@ -211,7 +219,7 @@ impl SseParser {
         }
         self.has_data = false;
         self.ready.push_back(SseEvent {
-            event: event.unwrap_or_else(|| "message".to_owned()),
+            event: event.unwrap_or(Cow::Borrowed("message")),
             data: std::mem::take(&mut self.data),
             id: self.last_id.clone(),
         });
@@ -348,8 +356,8 @@ mod tests {
         let mut p = SseParser::with_max_event_bytes(16);
         assert!(p.push(b"data: 0123456789\n").is_ok());
         assert_eq!(
-            p.push(b"data: 0123456789\n"),
-            Err(SseError::EventTooLarge { limit: 16 })
+            p.push(b"data: 0123456789\n").err(),
+            Some(SseError::EventTooLarge { limit: 16 })
         );
         let mut p = SseParser::with_max_event_bytes(16);
         assert!(p.push(&[b'x'; 17]).is_err());

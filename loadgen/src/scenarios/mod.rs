@@ -1,16 +1,18 @@
-//! The benchmark scenarios (S1–S6 and the soak). Each returns a JSON object with its
+//! The benchmark scenarios (S1–S6, S8 and the soak). Each returns a JSON object with its
 //! measurements, its parameters, and its target. This file holds what they share: the
 //! context (how to connect, what to measure), latency histograms, and the frames they send.
 //!
 //! Connections are the test kit's protocol client (`test_support::client`) with loadgen's
 //! knobs: small tungstenite buffers and connections spread over loopback source addresses.
 
+mod capacity;
 mod s1_idle;
 mod s2_steady;
 mod s3_capacity;
 mod s4_cancel;
 mod s5_resume;
 mod s6_slow;
+mod s8_openai;
 mod soak;
 mod timeline;
 mod wave;
@@ -28,12 +30,14 @@ use uuid::Uuid;
 
 use crate::procs::{round3, Watched};
 
+pub use capacity::Search;
 pub use s1_idle::{s1_idle, S1};
 pub use s2_steady::s2_steady;
 pub use s3_capacity::{s3_capacity, S3};
 pub use s4_cancel::{s4_cancel, S4};
 pub use s5_resume::{s5_resume, S5};
 pub use s6_slow::{s6_slow, S6};
+pub use s8_openai::{compare_with_s3, s8_openai};
 pub use soak::{soak, Soak};
 pub use wave::WaveSpec;
 

@@ -98,7 +98,11 @@ struct Progress {
 impl Progress {
     /// Queues the steps of a batch of events; reasoning text pushes the current deadline
     /// back, as a token would, without counting as one.
-    fn take_events(&mut self, events: Vec<SseEvent>, cfg: &OpenAiConfig) -> BatchEnd {
+    fn take_events(
+        &mut self,
+        events: impl IntoIterator<Item = SseEvent>,
+        cfg: &OpenAiConfig,
+    ) -> BatchEnd {
         let decoded = self.decoder.push_events(events, cfg);
         if decoded.thinking == Thinking::Seen {
             let wait = if self.got_token {

@@ -11,6 +11,7 @@
 //! | `generation.rs` | one generation's state machine: phases, retries, back-off, timeouts |
 //! | `attempt.rs` | one HTTP attempt: send the request, classify the response as a failure kind |
 //! | `stream.rs` | decoding SSE events (or a non-streaming JSON answer) into steps |
+//! | `chunk.rs` | the fields of one streamed chunk the decoder reads, borrowed from the event |
 //! | `redact.rs` | scrubbing the key from, and bounding, every upstream text we report |
 //!
 //! (`super::sse` is the generic SSE line parser; it knows nothing of OpenAI.)
@@ -35,6 +36,7 @@
 //! (`redact.rs`). `Debug` of the config and the provider never shows the key.
 
 mod attempt;
+mod chunk;
 mod generation;
 mod redact;
 mod request;

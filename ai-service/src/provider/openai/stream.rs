@@ -23,6 +23,7 @@ use std::time::Duration;
 use serde_json::Value;
 use shared_proto::{ErrorCode, Usage};
 
+use super::chunk::{Chunk, RawUsage};
 use super::redact::{error_text, upstream_message};
 use super::OpenAiConfig;
 use crate::provider::sse::SseEvent;
@@ -111,7 +112,11 @@ pub(super) struct Decoder {
 impl Decoder {
     /// Turns parsed events into queued steps, up to and including the first terminal one
     /// (events after it are ignored).
-    pub(super) fn push_events(&mut self, events: Vec<SseEvent>, cfg: &OpenAiConfig) -> Decoded {
+    pub(super) fn push_events(
+        &mut self,
+        events: impl IntoIterator<Item = SseEvent>,
+        cfg: &OpenAiConfig,
+    ) -> Decoded {
         let mut thinking = Thinking::NotSeen;
         for event in events {
             if let Some(step) = self.handle_event(event, cfg, &mut thinking) {
@@ -152,8 +157,8 @@ impl Decoder {
         if data.is_empty() {
             return None;
         }
-        let value: Value = match serde_json::from_str(data) {
-            Ok(v) => v,
+        let chunk = match Chunk::parse(data) {
+            Ok(c) => c,
             Err(e) => {
                 // Not fatal: a proxy's ping or a vendor extension must not kill the answer.
                 // A truly broken stream still fails, as it never reaches a finish.
@@ -161,44 +166,43 @@ impl Decoder {
                 return None;
             }
         };
-        if let Some(error) = value.get("error").filter(|e| !e.is_null()) {
+        if let Some(error) = &chunk.error {
             return Some(Step::Fail(Failure::fatal(
                 ErrorCode::UpstreamError,
                 format!("the upstream reported an error: {}", error_text(error, cfg)),
             )));
         }
-        if let Some(usage) = value.get("usage").and_then(parse_usage) {
+        if let Some(usage) = chunk.usage.as_ref().and_then(RawUsage::to_usage) {
             self.usage = Some(usage);
         }
-        let choices = value.get("choices").and_then(Value::as_array);
-        for choice in choices.into_iter().flatten() {
+        for choice in chunk.choices.into_iter().flatten() {
             // We never ask for `n > 1`; anything but the first choice is not ours.
-            if choice.get("index").and_then(Value::as_u64).unwrap_or(0) != 0 {
+            if choice.index.unwrap_or(0) != 0 {
                 continue;
             }
+            let delta = choice.delta.unwrap_or_default();
             // A reasoning model "thinks" (`reasoning_content`: vLLM, DeepSeek, llama.cpp;
             // `reasoning`: gpt-oss, OpenRouter) before (and between) answer tokens. That text is
             // forwarded apart, and it proves the upstream is alive (the generation pushes its
             // timeout back, see [`Thinking`]).
-            let reasoning = ["/delta/reasoning_content", "/delta/reasoning"]
-                .iter()
-                .find_map(|p| choice.pointer(p).and_then(Value::as_str))
+            let reasoning = [delta.reasoning_content, delta.reasoning]
+                .into_iter()
+                .flatten()
+                .next()
                 .filter(|t| !t.is_empty());
             if let Some(text) = reasoning {
                 *thinking = Thinking::Seen;
                 self.queue
-                    .push_back(Step::Event(ProviderEvent::Reasoning(text.to_owned())));
+                    .push_back(Step::Event(ProviderEvent::Reasoning(text.into_owned())));
             }
             // Role-only first deltas, `"content": null` (llama-server) and `""` (Ollama's last
             // chunk) carry no text.
-            if let Some(text) = choice.pointer("/delta/content").and_then(Value::as_str) {
-                if !text.is_empty() {
-                    self.queue
-                        .push_back(Step::Event(ProviderEvent::Token(text.to_owned())));
-                }
+            if let Some(text) = delta.content.filter(|t| !t.is_empty()) {
+                self.queue
+                    .push_back(Step::Event(ProviderEvent::Token(text.into_owned())));
             }
-            if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
-                self.finish_reason = Some(reason.to_owned());
+            if let Some(reason) = choice.finish_reason {
+                self.finish_reason = Some(reason.into_owned());
             }
         }
         None
@@ -239,37 +243,13 @@ pub(super) fn decode_completion(body: &[u8], cfg: &OpenAiConfig) -> Result<Vec<S
     if !content.is_empty() {
         steps.push(Step::Event(ProviderEvent::Token(content.to_owned())));
     }
-    if let Some(usage) = value.get("usage").and_then(parse_usage) {
+    if let Some(usage) = value
+        .get("usage")
+        .and_then(RawUsage::from_value)
+        .and_then(|u| u.to_usage())
+    {
         steps.push(Step::Event(ProviderEvent::Usage(usage)));
     }
     steps.push(Step::Complete);
     Ok(steps)
-}
-
-fn parse_usage(value: &Value) -> Option<Usage> {
-    let obj = value.as_object()?;
-    let get = |k: &str| obj.get(k).and_then(Value::as_u64);
-    let prompt_tokens = get("prompt_tokens").unwrap_or(0);
-    let completion_tokens = get("completion_tokens").unwrap_or(0);
-    if get("prompt_tokens").is_none() && get("completion_tokens").is_none() {
-        return None;
-    }
-    Some(Usage::reported(
-        prompt_tokens,
-        completion_tokens,
-        get("total_tokens").unwrap_or_else(|| prompt_tokens.saturating_add(completion_tokens)),
-    ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn usage_parsing() {
-        let u = parse_usage(&serde_json::json!({"prompt_tokens": 3, "completion_tokens": 4}));
-        assert_eq!(u, Some(Usage::reported(3, 4, 7)));
-        assert_eq!(parse_usage(&Value::Null), None);
-        assert_eq!(parse_usage(&serde_json::json!({})), None);
-    }
 }
