@@ -3,8 +3,9 @@
 //! tokens/s delivered with a steady p99 under the limit.
 //!
 //! Contract: [`search`] runs the steps against whatever stack its [`Ctx`] points at and
-//! returns every step's JSON (the wave's numbers, `pass`, and `cpu_us_per_token`: each watched
-//! process's CPU per delivered token), the best passing step and the first failing size. It
+//! returns every step's JSON (the wave's numbers, `cpu_us_per_token` among them: each watched
+//! process's CPU per delivered token; and `pass`), the best passing step and the first failing
+//! size. It
 //! knows nothing of the baseline each scenario compares against.
 
 use std::sync::Arc;
@@ -14,7 +15,6 @@ use serde_json::{json, Value};
 
 use super::wave::{wave, WaveSpec};
 use super::Ctx;
-use crate::procs::round3;
 
 /// How the search steps.
 #[derive(Debug, Clone, Copy)]
@@ -74,25 +74,6 @@ enum Verdict {
     Fail,
 }
 
-/// CPU µs per delivered token for each watched process: its CPU fraction over the wave's CPU
-/// window divided by the tokens/s delivered in that same window (`overall_tokens_per_s`, not
-/// the steady window's rate, so that numerator and denominator cover the same seconds).
-fn cpu_us_per_token(v: &Value) -> Value {
-    let tps = v["overall_tokens_per_s"].as_f64().filter(|t| *t > 0.0);
-    let mut out = serde_json::Map::new();
-    for (name, pct) in v["cpu_percent"].as_object().into_iter().flatten() {
-        if name == "window_s" {
-            continue;
-        }
-        let us = match (pct.as_f64(), tps) {
-            (Some(p), Some(t)) => json!(round3(p / 100.0 * 1e6 / t)),
-            _ => Value::Null,
-        };
-        out.insert(name.clone(), us);
-    }
-    Value::Object(out)
-}
-
 /// One step of `chats` chats: its JSON and its verdict.
 async fn step(
     ctx: &Arc<Ctx>,
@@ -124,7 +105,6 @@ async fn step(
     };
     let passed = matches!(verdict, Verdict::Pass(_));
     v["pass"] = json!(passed);
-    v["cpu_us_per_token"] = cpu_us_per_token(&v);
     eprintln!(
         "loadgen: {label} {what} {chats} chats: steady p99 {p99_steady:?} ms, {tps:?} tokens/s, {failures} failures → {}",
         if passed { "pass" } else { "fail" }
