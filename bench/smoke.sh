@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CI smoke run of the benchmark: every scenario with a handful of connections, a few seconds
-# in all, then the soak for a few seconds (bench/soak.sh --smoke); checks only that they run
-# and produce JSON (never speed or memory).
+# in all, then the soak for a few seconds (bench/soak.sh --smoke) and the scale-out
+# measurement (bench/scale.sh --smoke); checks only that they run and produce JSON (never
+# speed or memory).
 #
 # Binaries come from $BIN_DIR: default target/release if it holds all four, else
 # target/debug (as left by `cargo test --workspace`; whichever of loadgen, gateway,
@@ -62,4 +63,18 @@ if [ -z "$soak_latest" ] || [ "$soak_after" -le "$soak_before" ]; then
 fi
 grep -q '"soak": {' "$soak_latest" || { echo "smoke: soak missing from $soak_latest" >&2; exit 1; }
 [ -s "${soak_latest%.json}.md" ] || { echo "smoke: soak report ${soak_latest%.json}.md missing" >&2; exit 1; }
-echo "smoke: ok ($latest, $soak_latest)"
+# The scale-out measurement (bench/scale.sh --smoke: a second per layout, one redis-server and
+# a 3-master Cluster): its JSON must hold both layouts, and its Markdown must exist.
+scale_before=$(ls "$RESULTS_DIR"/scale-smoke-*.json 2>/dev/null | wc -l || true)
+bench/scale.sh --smoke --no-build
+scale_latest=$(ls -t "$RESULTS_DIR"/scale-smoke-*.json 2>/dev/null | head -n 1 || true)
+scale_after=$(ls "$RESULTS_DIR"/scale-smoke-*.json 2>/dev/null | wc -l || true)
+if [ -z "$scale_latest" ] || [ "$scale_after" -le "$scale_before" ]; then
+  echo "smoke: the scale measurement produced no JSON" >&2
+  exit 1
+fi
+for l in single cluster; do
+  grep -q "\"name\": \"$l\"" "$scale_latest" || { echo "smoke: layout $l missing from $scale_latest" >&2; exit 1; }
+done
+[ -s "${scale_latest%.json}.md" ] || { echo "smoke: scale report ${scale_latest%.json}.md missing" >&2; exit 1; }
+echo "smoke: ok ($latest, $soak_latest, $scale_latest)"

@@ -170,3 +170,104 @@ check_alive() {
     kill -0 "$pid" 2>/dev/null || { echo "bench: a service (pid $pid) died during the run" >&2; exit 1; }
   done
 }
+
+# Scale-out layouts (bench/scale.sh): several gateways and ai-services on one redis-server or
+# on a local Redis Cluster. Each process joins `pids` (stopped at exit, or by stop_stack).
+#
+#   start_redis_standalone   one redis-server; sets redis_url, shard_ports and shard_pids
+#   start_redis_cluster N    N cluster-enabled masters, no replicas (`redis-cli --cluster
+#                            create … --cluster-replicas 0`), waits for cluster_state:ok on
+#                            each; sets redis_url (redis-cluster://…?node=…), shard_ports,
+#                            shard_pids
+#   start_ai_service I URL   the I-th ai-service (REPLICA_ID=ai-I, AI_ENV as in start_stack)
+#                            on REDIS_URL=URL; sets ai_port, ai_pid
+#   start_gateway I URL AI   the I-th gateway on REDIS_URL=URL, AI_SERVICE_URL
+#                            http://127.0.0.1:AI; sets gw_port, gw_pid
+#   stop_stack               stops every process in pids (for the next layout)
+
+wait_redis() {
+  local port=$1
+  for _ in $(seq 1 100); do
+    if [ "$(redis-cli -p "$port" ping 2>/dev/null)" = PONG ]; then return 0; fi
+    sleep 0.05
+  done
+  echo "bench: redis on :$port did not answer PING" >&2
+  return 1
+}
+
+start_redis_standalone() {
+  local port
+  port=$(free_port)
+  "$REDIS_SERVER" --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+    --maxclients 10000 --daemonize no --logfile "$work/redis-$port.log" &
+  pids+=("$!")
+  shard_ports=("$port")
+  shard_pids=("$!")
+  wait_redis "$port"
+  redis_url="redis://127.0.0.1:$port"
+}
+
+start_redis_cluster() {
+  local n=$1 i port nodes=() ok
+  shard_ports=()
+  shard_pids=()
+  for i in $(seq 1 "$n"); do
+    port=$(free_port)
+    # The bus port defaults to port + 10000, which may be taken: give it a free one.
+    "$REDIS_SERVER" --port "$port" --cluster-port "$(free_port)" --bind 127.0.0.1 \
+      --cluster-enabled yes --cluster-config-file "nodes-$port.conf" --dir "$work" \
+      --save '' --appendonly no --maxclients 10000 --daemonize no \
+      --logfile "$work/redis-$port.log" &
+    pids+=("$!")
+    shard_pids+=("$!")
+    shard_ports+=("$port")
+    nodes+=("127.0.0.1:$port")
+  done
+  for port in "${shard_ports[@]}"; do wait_redis "$port"; done
+  redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes \
+    >"$work/cluster-create.log" 2>&1 || { cat "$work/cluster-create.log" >&2; return 1; }
+  for _ in $(seq 1 200); do
+    ok=0
+    for port in "${shard_ports[@]}"; do
+      redis-cli -p "$port" cluster info 2>/dev/null | grep -q '^cluster_state:ok' && ok=$((ok + 1))
+    done
+    [ "$ok" = "$n" ] && break
+    sleep 0.05
+  done
+  [ "$ok" = "$n" ] || { echo "bench: the cluster on ${shard_ports[*]} did not become ok" >&2; return 1; }
+  redis_url="redis-cluster://${nodes[0]}"
+  for i in $(seq 1 $((n - 1))); do
+    redis_url="$redis_url$([ "$i" = 1 ] && echo '?' || echo '&')node=${nodes[$i]}"
+  done
+}
+
+start_ai_service() {
+  local i=$1 url=$2 admin
+  ai_port=$(free_port)
+  admin=$(free_port)
+  env "${AI_ENV[@]+"${AI_ENV[@]}"}" AI_ADDR="127.0.0.1:$ai_port" ADMIN_ADDR="127.0.0.1:$admin" \
+    SHUTDOWN_TIMEOUT=2s REPLICA_ID="ai-$i" REDIS_URL="$url" \
+    "$BIN_DIR/ai-service" >"$work/ai-service-$i.log" 2>&1 &
+  ai_pid=$!
+  pids+=("$ai_pid")
+  wait_http "http://127.0.0.1:$admin/readyz" "ai-service $i"
+}
+
+start_gateway() {
+  local i=$1 url=$2 ai=$3 admin
+  gw_port=$(free_port)
+  admin=$(free_port)
+  GATEWAY_ADDR="127.0.0.1:$gw_port" ADMIN_ADDR="127.0.0.1:$admin" SHUTDOWN_TIMEOUT=2s \
+    REDIS_URL="$url" AI_SERVICE_URL="http://127.0.0.1:$ai" \
+    "$BIN_DIR/gateway" >"$work/gateway-$i.log" 2>&1 &
+  gw_pid=$!
+  pids+=("$gw_pid")
+  wait_http "http://127.0.0.1:$admin/readyz" "gateway $i"
+}
+
+stop_stack() {
+  local pid
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  pids=()
+}

@@ -4,12 +4,14 @@
 //! with small tungstenite buffers, connections spread over loopback source addresses), runs
 //! the scenarios S1–S6 and S8 (and, when asked, the soak) and writes one JSON document.
 //! `loadgen report` turns such a document into `BENCHMARKS.md`; `loadgen soak-report` renders
-//! a soak's section alone.
+//! a soak's section alone; `loadgen scale-report` renders bench/scale.sh's measurement.
 
+mod commandstats;
 mod growth;
 mod procs;
 mod redis_info;
 mod report;
+mod scale_report;
 mod scenarios;
 mod soak_report;
 mod table;
@@ -44,6 +46,8 @@ enum Cmd {
     /// Render the soak's Markdown section (to paste into BENCHMARKS.md) from a results JSON
     /// file that holds a soak.
     SoakReport(SoakReportArgs),
+    /// Render bench/scale.sh's measurement (one folder per layout) as JSON and Markdown.
+    ScaleReport(ScaleReportArgs),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum, Debug)]
@@ -62,9 +66,10 @@ enum Scenario {
 
 #[derive(clap::Args)]
 struct RunArgs {
-    /// The gateway's WebSocket URL (an IP address, not a host name).
+    /// The gateway's WebSocket URL (an IP address, not a host name). Repeatable: connections
+    /// go to the gateways round robin (connection n to the (n mod count)-th URL).
     #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
-    gateway_url: String,
+    gateway_url: Vec<String>,
     /// The ai-service's base URL (for GET /v1/sessions/{sid}/messages/{mid}).
     #[arg(long, default_value = "http://127.0.0.1:8081")]
     ai_url: String,
@@ -316,6 +321,30 @@ struct SoakReportArgs {
 }
 
 #[derive(clap::Args)]
+struct ScaleReportArgs {
+    /// A layout measured: NAME=DIR (the folder bench/scale.sh wrote), repeatable, in order.
+    #[arg(long = "layout", value_parser = parse_layout, required = true)]
+    layouts: Vec<(String, PathBuf)>,
+    /// The JSON to write (bench/results/scale-<stamp>.json).
+    #[arg(long)]
+    output_json: PathBuf,
+    /// The Markdown to write (bench/results/scale-<stamp>.md).
+    #[arg(long)]
+    output_md: PathBuf,
+    /// Recorded in both (the command that produced the measurement).
+    #[arg(long, default_value = "")]
+    command: String,
+}
+
+fn parse_layout(s: &str) -> Result<(String, PathBuf), String> {
+    let (name, dir) = s.split_once('=').ok_or("expected NAME=DIR")?;
+    if name.is_empty() || dir.is_empty() {
+        return Err("expected NAME=DIR".into());
+    }
+    Ok((name.to_string(), PathBuf::from(dir)))
+}
+
+#[derive(clap::Args)]
 struct ReportArgs {
     /// Results JSON written by `loadgen run`.
     #[arg(long)]
@@ -350,6 +379,15 @@ fn main() -> std::process::ExitCode {
                 std::process::ExitCode::from(1)
             }
         },
+        Cmd::ScaleReport(a) => {
+            match scale_report::write(&a.layouts, &a.output_json, &a.output_md, &a.command) {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("loadgen scale-report: {e}");
+                    std::process::ExitCode::from(1)
+                }
+            }
+        }
         Cmd::Run(a) => {
             if let Err(e) = a.validate() {
                 eprintln!("loadgen: {e}");
@@ -413,15 +451,10 @@ fn fd_limit() -> Option<String> {
     )
 }
 
-/// The context of one stack under test: its gateway, its ai-service, the processes watched
-/// (loadgen itself is added).
-fn stack_ctx(
-    a: &RunArgs,
-    gateway_url: &str,
-    ai_url: &str,
-    pids: &[(String, u32)],
-) -> Result<Ctx, String> {
-    let mut dialer = Dialer::new(gateway_url).map_err(|e| e.to_string())?;
+/// A dialer for one gateway with loadgen's knobs: small buffers, connections spread over
+/// loopback source addresses, `TCP_NODELAY`, the token.
+fn loadgen_dialer(a: &RunArgs, url: &str) -> Result<Dialer, String> {
+    let mut dialer = Dialer::new(url).map_err(|e| e.to_string())?;
     dialer.token = a.token.clone();
     dialer.buffers = Buffers::Small {
         read_buffer: a.read_buffer,
@@ -430,6 +463,24 @@ fn stack_ctx(
         per_address: a.conns_per_source_ip.max(1),
     };
     dialer.nagle = Nagle::Off;
+    Ok(dialer)
+}
+
+/// The context of one stack under test: its gateways (connection n goes to the n-th modulo
+/// their number), its ai-service, the processes watched (loadgen itself is added).
+fn stack_ctx(
+    a: &RunArgs,
+    gateway_urls: &[String],
+    ai_url: &str,
+    pids: &[(String, u32)],
+) -> Result<Ctx, String> {
+    let mut dialers = gateway_urls
+        .iter()
+        .map(|url| loadgen_dialer(a, url))
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter();
+    let dialer = dialers.next().ok_or("--gateway-url: none given")?;
+    let more_dialers: Vec<Dialer> = dialers.collect();
     let mut procs: Vec<Watched> = pids
         .iter()
         .map(|(name, pid)| Watched {
@@ -444,6 +495,7 @@ fn stack_ctx(
     let gateway_pid = procs.iter().find(|p| p.name == "gateway").map(|p| p.pid);
     Ok(Ctx {
         dialer,
+        more_dialers,
         ai_url: ai_url.trim_end_matches('/').to_string(),
         procs,
         gateway_pid,
@@ -461,7 +513,12 @@ fn stack_ctx(
 async fn run(a: RunArgs) -> Result<(), String> {
     let ctx = Arc::new(stack_ctx(&a, &a.gateway_url, &a.ai_url, &a.pids)?);
     let ctx8 = match (&a.s8_gateway_url, &a.s8_ai_url) {
-        (Some(gw), Some(ai)) => Some(Arc::new(stack_ctx(&a, gw, ai, &a.s8_pids)?)),
+        (Some(gw), Some(ai)) => Some(Arc::new(stack_ctx(
+            &a,
+            std::slice::from_ref(gw),
+            ai,
+            &a.s8_pids,
+        )?)),
         _ => None,
     };
     let mut scenarios = if a.scenarios.is_empty() {
@@ -620,7 +677,8 @@ async fn run(a: RunArgs) -> Result<(), String> {
         "loadavg_before": load_before,
         "loadavg_after": procs::loadavg(),
         "loadgen_fd_limit": fd_limit(),
-        "gateway_url": a.gateway_url,
+        "gateway_url": a.gateway_url.first(),
+        "gateway_urls": a.gateway_url,
         "read_buffer_bytes": a.read_buffer,
         "loadgen_threads": a.threads,
         "conns_per_source_ip": a.conns_per_source_ip,

@@ -47,6 +47,10 @@ pub type Conn = test_support::WsClient;
 /// Shared by every scenario.
 pub struct Ctx {
     pub dialer: Dialer,
+    /// Further gateways (`--gateway-url` given more than once): connection number `idx` goes
+    /// to gateway `idx % (1 + more_dialers.len())`, round robin, so a wave spreads evenly
+    /// over them (bench/scale.sh). Empty: every connection goes to `dialer`.
+    pub more_dialers: Vec<Dialer>,
     pub ai_url: String,
     pub procs: Vec<Watched>,
     pub gateway_pid: Option<u32>,
@@ -67,10 +71,18 @@ impl Ctx {
             .await
             .map_err(|e| e.to_string())?;
         let idx = self.next_idx.fetch_add(1, Ordering::Relaxed);
-        self.dialer
+        self.dialer_for(idx)
             .connect(idx, query, rcvbuf)
             .await
             .map_err(|e| e.to_string())
+    }
+
+    /// The gateway of connection number `idx` (round robin over `dialer` and `more_dialers`).
+    pub fn dialer_for(&self, idx: usize) -> &Dialer {
+        match idx % (1 + self.more_dialers.len()) {
+            0 => &self.dialer,
+            n => &self.more_dialers[n - 1],
+        }
     }
 
     pub async fn message(&self, session_id: Uuid, message_id: Uuid) -> Result<MessageView, String> {
@@ -149,4 +161,53 @@ pub fn now_us() -> u64 {
 /// Tokens in a demo delta: the demo model's tokens are words (" word").
 pub fn tokens_in(delta: &str) -> u64 {
     delta.split_whitespace().count() as u64
+}
+
+#[cfg(test)]
+mod round_robin_tests {
+    use super::*;
+
+    fn ctx(urls: &[&str]) -> Ctx {
+        let mut dialers = urls.iter().map(|u| Dialer::new(u).expect("test URL"));
+        Ctx {
+            dialer: dialers.next().expect("one URL"),
+            more_dialers: dialers.collect(),
+            ai_url: String::new(),
+            procs: Vec::new(),
+            gateway_pid: None,
+            redis_port: None,
+            redis_benchmark: String::new(),
+            connect_limit: Arc::new(Semaphore::new(1)),
+            http: reqwest::Client::new(),
+            next_idx: AtomicUsize::new(0),
+        }
+    }
+
+    #[test]
+    fn connections_go_to_the_gateways_in_turn() {
+        let c = ctx(&[
+            "ws://127.0.0.1:1/ws",
+            "ws://127.0.0.1:2/ws",
+            "ws://127.0.0.1:3/ws",
+        ]);
+        let picked: Vec<&str> = (0..7).map(|i| c.dialer_for(i).url()).collect();
+        assert_eq!(
+            picked,
+            [
+                "ws://127.0.0.1:1/ws",
+                "ws://127.0.0.1:2/ws",
+                "ws://127.0.0.1:3/ws",
+                "ws://127.0.0.1:1/ws",
+                "ws://127.0.0.1:2/ws",
+                "ws://127.0.0.1:3/ws",
+                "ws://127.0.0.1:1/ws",
+            ]
+        );
+    }
+
+    #[test]
+    fn one_gateway_takes_every_connection() {
+        let c = ctx(&["ws://127.0.0.1:1/ws"]);
+        assert!((0..5).all(|i| c.dialer_for(i).url() == "ws://127.0.0.1:1/ws"));
+    }
 }
