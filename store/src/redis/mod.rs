@@ -32,7 +32,7 @@ use crate::{
     Appended, Budget, Cancelled, Created, Finished, Lease, LogRead, MessageRef, Outcome, Restored,
     RunningEntry, Snapshot, Spent, Store, StoreError,
 };
-use batcher::AppendBatcher;
+use batcher::{AppendBatcher, Grouping};
 use command_metrics::{timed, Op};
 pub use connect_failure::ConnectFailure;
 pub use endpoint::{RedisConfigError, RedisEndpoint, Topology, Transport};
@@ -154,10 +154,15 @@ impl RedisStore {
         let _connection = client.connect();
         eviction::check_in_background(client.clone());
         let scripts = Scripts::new();
+        let grouping = match endpoint.topology {
+            Topology::Cluster => Grouping::PerSlot,
+            Topology::Standalone | Topology::Sentinel => Grouping::OneCall,
+        };
         let appends = AppendBatcher::start(
             client.clone(),
             scripts.append_many.clone(),
             ms(cfg.stream_ttl),
+            grouping,
         );
         Ok(RedisStore {
             client,
