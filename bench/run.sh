@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark: builds the release binaries, starts a private redis-server (no persistence),
 # the ai-service and the gateway as separate processes on free loopback ports, runs the
-# scenarios S1–S6 with `loadgen`, writes bench/results/<timestamp>.json and regenerates
+# scenarios S1–S7 with `loadgen`, writes bench/results/<timestamp>.json and regenerates
 # BENCHMARKS.md from it.
 #
 #   bench/run.sh                 full run (~10 min on 2 cores), regenerates BENCHMARKS.md
@@ -43,6 +43,7 @@ smoke_flag=()
   --ai-url "http://127.0.0.1:$ai_port" \
   --redis-port "$redis_port" \
   --redis-benchmark "$REDIS_BENCHMARK" \
+  --gateway-metrics-url "http://127.0.0.1:$gw_admin_port/metrics" \
   --pid "gateway=$gw_pid" --pid "ai-service=$ai_pid" --pid "redis=$redis_pid" \
   --command "$cmd" \
   --out "$out" \
