@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark: builds the release binaries, starts a private redis-server (no persistence),
 # the ai-service and the gateway as separate processes on free loopback ports, runs the
-# scenarios S1–S6 and S8 with `loadgen`, writes bench/results/<timestamp>.json and regenerates
+# scenarios S1–S8 with `loadgen`, writes bench/results/<timestamp>.json and regenerates
 # BENCHMARKS.md from it. For S8 a second stack runs beside the first on the same Redis
 # (start_s8_stack in bench/start-stack.sh): fake-openai, an ai-service with PROVIDER=openai
 # pointing at it, and a gateway in front of that; loadgen gets its URLs (--s8-gateway-url,
@@ -49,6 +49,7 @@ smoke_flag=()
   --ai-url "http://127.0.0.1:$ai_port" \
   --redis-port "$redis_port" \
   --redis-benchmark "$REDIS_BENCHMARK" \
+  --gateway-metrics-url "http://127.0.0.1:$gw_admin_port/metrics" \
   --pid "gateway=$gw_pid" --pid "ai-service=$ai_pid" --pid "redis=$redis_pid" \
   --s8-gateway-url "ws://127.0.0.1:$gw8_port/ws" --s8-ai-url "http://127.0.0.1:$ai8_port" \
   --s8-pid "gateway=$gw8_pid" --s8-pid "ai-service=$ai8_pid" --s8-pid "redis=$redis_pid" \

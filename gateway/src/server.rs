@@ -29,14 +29,24 @@ use crate::tasks::Drained;
 
 pub use service_kit::StartError;
 
-/// At most this many bytes a socket's kernel send buffer holds unsent (`TCP_NOTSENT_LOWAT`).
+/// A socket is writable only while its kernel send buffer holds less than this unsent
+/// (`TCP_NOTSENT_LOWAT`): 1 byte, so only once everything written before has been sent.
 ///
 /// Without it the kernel autotunes the send buffer up to 4 MiB, so a client on a slow link
 /// falls minutes behind inside the kernel, where nothing can see or merge its backlog. With
-/// it, writes wait once this much is unsent, the backlog forms in the sink's queue, which
-/// merges it (`caps=merge`) and bounds it (`SEND_QUEUE_BYTES`), and a fast reader is not
-/// slowed: 16 KiB is several round trips of chunks on any link a browser has.
-const NOTSENT_LOWAT_BYTES: u32 = 16 * 1024;
+/// it, the backlog forms in the sink's queue, which merges it (`caps=merge`) and bounds it
+/// (`SEND_QUEUE_BYTES`). Every unsent byte in the kernel is lag for a slow reader: S7's
+/// 2 KB/s reader had a lag p99 of 9.1 s with 16 KiB, 1.47 s with 1 KiB, 0.85 s with 1 byte,
+/// and 3.0 s with no low-water mark and `SO_SNDBUF` at its minimum instead (bench/NOTES.md).
+/// A fast reader is not slowed: on its socket nothing stays unsent.
+const NOTSENT_LOWAT_BYTES: u32 = 1;
+
+/// actix-http pulls more of a response body only while its write buffer holds less than this:
+/// 1 byte, so only once what it pulled before is in the kernel. A WebSocket's frames sitting
+/// in that buffer (32 KiB by default) can no longer be merged; with 1, a merging client has
+/// at most one frame there (sink/pulled.rs). Frames still leave in one write when several are
+/// queued: the body hands over everything actix-ws's channel holds at each pull.
+const H1_WRITE_BUFFER_BYTES: usize = 1;
 
 /// Turns Nagle's algorithm off on every accepted socket, and bounds its unsent bytes.
 fn set_socket_options(conn: &dyn std::any::Any, _ext: &mut actix_web::dev::Extensions) {
@@ -217,6 +227,7 @@ pub async fn start(
     // done): without TCP_NODELAY, Nagle's algorithm and the client's delayed ACK hold the
     // second one back for up to 40 ms.
     .on_connect(set_socket_options)
+    .h1_write_buffer_size(H1_WRITE_BUFFER_BYTES)
     // How long a closed connection lingers for the client's FIN; with the vendored actix-http
     // our FIN goes out first, at once (vendor/actix-http.patch).
     .client_disconnect_timeout(config.disconnect_timeout)

@@ -2,7 +2,7 @@
 //!
 //! `loadgen run` speaks protocol v1 over many WebSocket connections (the test kit's client
 //! with small tungstenite buffers, connections spread over loopback source addresses), runs
-//! the scenarios S1–S6 and S8 (and, when asked, the soak) and writes one JSON document.
+//! the scenarios S1–S8 (and, when asked, the soak) and writes one JSON document.
 //! `loadgen report` turns such a document into `BENCHMARKS.md`; `loadgen soak-report` renders
 //! a soak's section alone; `loadgen scale-report` renders bench/scale.sh's measurement.
 
@@ -27,7 +27,7 @@ use serde_json::{json, Value};
 use crate::procs::Watched;
 use test_support::client::{Buffers, Dialer, Nagle, SourceAddress};
 
-use crate::scenarios::{Ctx, Search, Soak, WaveSpec, S1, S3, S4, S5, S6};
+use crate::scenarios::{Ctx, Search, Soak, WaveSpec, S1, S3, S4, S5, S6, S7};
 
 #[derive(Parser)]
 #[command(name = "loadgen", version, about)]
@@ -60,6 +60,8 @@ enum Scenario {
     S6,
     /// S3 against the second stack (`PROVIDER=openai` and the fake-openai process).
     S8,
+    /// Lossless catch-up of a 2 KB/s reader (`caps=merge`) beside a wave.
+    S7,
     /// Memory soak (issue 20); never part of the default list.
     Soak,
 }
@@ -81,9 +83,9 @@ struct RunArgs {
     redis_port: Option<u16>,
     #[arg(long, default_value = "redis-benchmark")]
     redis_benchmark: String,
-    /// Scenarios to run (repeatable or comma-separated); default: S1–S6 and S8, in the order
-    /// S1, S5, S2, S6, S4, S3, S8 (quietest first, saturation last; S8 after S3 so that its
-    /// ratio to S3 is of the same run). `soak` runs only when named.
+    /// Scenarios to run (repeatable or comma-separated); default: S1–S8, in the order S1, S5,
+    /// S2, S6, S7, S4, S3, S8 (quietest first, saturation last; S8 after S3 so that its ratio
+    /// to S3 is of the same run). `soak` runs only when named.
     #[arg(long = "scenario", value_delimiter = ',')]
     scenarios: Vec<Scenario>,
     /// A handful of connections, every scenario, a few seconds in all (for CI).
@@ -200,6 +202,30 @@ struct RunArgs {
     /// S6 control experiment: the client with the long fast chat reads everything.
     #[arg(long)]
     s6_control_reader: bool,
+    /// The gateway's `/metrics` on its admin port (S7 polls the send-queue gauge there).
+    #[arg(long)]
+    gateway_metrics_url: Option<String>,
+    /// S7: chats in each of the two waves (`!demo tokens=S2_TOKENS rate=S2_RATE`).
+    #[arg(long, default_value_t = 500)]
+    s7_chats: usize,
+    /// S7: the catch-up client's answer: `!demo tokens=S7_SLOW_TOKENS rate=S7_SLOW_RATE`.
+    #[arg(long, default_value_t = 9000)]
+    s7_slow_tokens: u64,
+    #[arg(long, default_value_t = 150.0)]
+    s7_slow_rate: f64,
+    /// S7: what the catch-up client reads off its socket, bytes per second (in 50 ms slices).
+    #[arg(long, default_value_t = 2000)]
+    s7_read_bytes_per_sec: u64,
+    /// S7: the catch-up client's SO_RCVBUF (bytes; the kernel doubles it, to 2,304 at least):
+    /// what its kernel holds unread is lag too, 0.5 ms a byte at 2 KB/s.
+    #[arg(long, default_value_t = 1024)]
+    s7_rcvbuf: u32,
+    /// S7: seconds the catch-up client streams before the wave beside it starts.
+    #[arg(long, default_value_t = 10.0)]
+    s7_lead_secs: f64,
+    /// S7: the gateway's SEND_QUEUE_BYTES (the bound its queue must stay under).
+    #[arg(long, default_value_t = 1024 * 1024)]
+    s7_send_queue_bytes: u64,
 
     /// Soak: sockets, each chatting back to back.
     #[arg(long, default_value_t = 200)]
@@ -236,6 +262,10 @@ enum ArgError {
     SoakTimes,
     #[error("--s8-gateway-url and --s8-ai-url go together (S8's second stack needs both)")]
     S8Urls,
+    #[error("--s7-slow-rate must be a finite number above 0 and --s7-lead-secs one of 0 or more")]
+    S7Times,
+    #[error("--s7-read-bytes-per-sec must be at least 1")]
+    S7Read,
 }
 
 impl RunArgs {
@@ -248,6 +278,14 @@ impl RunArgs {
         }
         if self.s8_gateway_url.is_some() != self.s8_ai_url.is_some() {
             return Err(ArgError::S8Urls);
+        }
+        let rate_ok = self.s7_slow_rate.is_finite() && self.s7_slow_rate > 0.0;
+        let lead_ok = self.s7_lead_secs.is_finite() && self.s7_lead_secs >= 0.0;
+        if !(rate_ok && lead_ok) {
+            return Err(ArgError::S7Times);
+        }
+        if self.s7_read_bytes_per_sec == 0 {
+            return Err(ArgError::S7Read);
         }
         Ok(())
     }
@@ -527,6 +565,7 @@ async fn run(a: RunArgs) -> Result<(), String> {
             Scenario::S5,
             Scenario::S2,
             Scenario::S6,
+            Scenario::S7,
             Scenario::S4,
             Scenario::S3,
             Scenario::S8,
@@ -652,6 +691,44 @@ async fn run(a: RunArgs) -> Result<(), String> {
                     }
                 };
                 scenarios::s6_slow(ctx.clone(), p).await
+            }
+            Scenario::S7 => {
+                let (spec, slow_tokens, lead) = if smoke {
+                    (
+                        WaveSpec {
+                            chats: 5,
+                            tokens: 20,
+                            rate: 50.0,
+                            ramp: Duration::from_millis(100),
+                        },
+                        300,
+                        Duration::from_millis(500),
+                    )
+                } else {
+                    (
+                        WaveSpec {
+                            chats: a.s7_chats,
+                            tokens: a.s2_tokens,
+                            rate: a.s2_rate,
+                            ramp,
+                        },
+                        a.s7_slow_tokens,
+                        Duration::from_secs_f64(a.s7_lead_secs),
+                    )
+                };
+                let p = S7 {
+                    spec,
+                    slow_tokens,
+                    slow_rate: a.s7_slow_rate,
+                    read_bytes_per_sec: a.s7_read_bytes_per_sec,
+                    read_slice: Duration::from_millis(50),
+                    rcvbuf: a.s7_rcvbuf,
+                    lead,
+                    lag_window: Duration::from_secs(10),
+                    metrics_url: a.gateway_metrics_url.clone(),
+                    queue_bound: a.s7_send_queue_bytes,
+                };
+                scenarios::s7_catchup(ctx.clone(), p).await
             }
             Scenario::Soak => scenarios::soak(ctx.clone(), a.soak()).await,
         };

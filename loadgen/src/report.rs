@@ -270,6 +270,54 @@ pub fn render(doc: &Value, source: &str) -> String {
             None,
         );
     }
+    let s7 = &s["s7"];
+    if !s7.is_null() {
+        let c = &s7["catch_up_client"];
+        let t = &s7["target"];
+        srow(
+            "S7 catch-up",
+            "2 KB/s reader with caps=merge: disconnected".into(),
+            s7_end(c),
+            "never",
+            c["disconnected"].as_bool().map(|d| !d),
+        );
+        srow(
+            "S7 catch-up",
+            "its text = the stored text (merged seqs contiguous)".into(),
+            raw(&c["text_equals_stored"]),
+            "yes",
+            c["text_equals_stored"].as_bool(),
+        );
+        srow(
+            "S7 catch-up",
+            format!(
+                "its lag p99 over its last {} s",
+                num(&s7["params"]["lag_window_s"])
+            ),
+            format!("{} ms", num(&c["lag_p99_ms_last_window"])),
+            "≤ 1,000 ms",
+            le(&c["lag_p99_ms_last_window"], 1000.0),
+        );
+        srow(
+            "S7 catch-up",
+            "its queue in the gateway (largest seen)".into(),
+            format!("{} B", num(&c["queue"]["max_seen_bytes"])),
+            &format!("< {} B", num(&t["queue_bytes_below"])),
+            c["queue"]["under_bound"].as_bool(),
+        );
+        srow(
+            "S7 catch-up",
+            "others' p99 beside it ÷ alone".into(),
+            format!(
+                "{} ÷ {} = {}",
+                num(&s7["p99_ms_beside"]),
+                num(&s7["p99_ms_alone"]),
+                num(&s7["p99_ratio"])
+            ),
+            "≤ 1.2",
+            le(&s7["p99_ratio"], 1.2),
+        );
+    }
     md.push_str(&sum);
 
     // Details.
@@ -561,6 +609,95 @@ pub fn render(doc: &Value, source: &str) -> String {
             t.0
         );
     }
+    if !s7.is_null() {
+        let c = &s7["catch_up_client"];
+        let q = &c["queue"];
+        let mut t = Table::new();
+        t.row(
+            "catch-up client's end",
+            s7_end(c),
+            "done, never closed",
+            c["disconnected"].as_bool().map(|d| !d),
+        );
+        t.row(
+            "its text = stored text",
+            format!(
+                "{} ({} of {} bytes; seq gaps {})",
+                raw(&c["text_equals_stored"]),
+                num(&c["text_bytes"]),
+                num(&c["stored_text_bytes"]),
+                num(&c["seq_gaps"])
+            ),
+            "yes",
+            c["text_equals_stored"].as_bool(),
+        );
+        t.row(
+            "its lag p99, last window",
+            format!("{} ms", num(&c["lag_p99_ms_last_window"])),
+            "≤ 1,000 ms",
+            le(&c["lag_p99_ms_last_window"], 1000.0),
+        );
+        t.info("its lag, last window", lat(&c["lag_last_window"]));
+        t.info("its lag, whole answer", lat(&c["lag"]));
+        t.row(
+            "its queue, largest seen",
+            format!(
+                "{} B (largest merged frame's delta + envelope {} B; gauge max {} B over {} samples)",
+                num(&q["max_seen_bytes"]),
+                num(&q["max_frame_cost_bytes"]),
+                num(&q["gauge"]["max_bytes"]),
+                num(&q["gauge"]["samples"])
+            ),
+            &format!("< {} B", num(&s7["params"]["send_queue_bytes"])),
+            q["under_bound"].as_bool(),
+        );
+        t.info(
+            "frames / merged / chunks covered / most chunks in a frame",
+            format!(
+                "{} / {} / {} / {}",
+                num(&c["frames"]),
+                num(&c["merged_frames"]),
+                num(&c["chunks_covered"]),
+                num(&c["max_chunks_per_frame"])
+            ),
+        );
+        t.info(
+            "bytes read / rate",
+            format!(
+                "{} B in {} s = {} B/s",
+                num(&c["bytes_read"]),
+                num(&c["elapsed_s"]),
+                num(&c["read_bytes_per_s"])
+            ),
+        );
+        t.row(
+            "others' p99 ratio (beside ÷ alone)",
+            num(&s7["p99_ratio"]),
+            "≤ 1.2",
+            le(&s7["p99_ratio"], 1.2),
+        );
+        t.info("alone", lat(&s7["alone"]["latency"]));
+        t.info("beside", lat(&s7["beside_catch_up_client"]["latency"]));
+        t.info(
+            "CPU beside",
+            cpu(&s7["beside_catch_up_client"]["cpu_percent"]),
+        );
+        let p = &s7["params"];
+        let _ = write!(
+            md,
+            "\n## S7: lossless catch-up\n\nOne client with `caps=merge`, SO_RCVBUF {} B, reading {} B/s off its socket (in {} ms slices), sends `!demo tokens={} rate={}`; {} s later a wave of {} chats (`!demo tokens={} rate={}`) runs beside it, after the same wave alone. Lag is a chunk's `ts` to its receipt (a merged frame carries its first chunk's `ts`).\n\n{}",
+            num(&p["rcvbuf"]),
+            num(&p["read_bytes_per_s"]),
+            num(&p["read_slice_ms"]),
+            raw(&p["slow_chat_tokens"]),
+            raw(&p["slow_chat_rate"]),
+            num(&p["lead_s"]),
+            num(&p["chats"]),
+            raw(&p["tokens"]),
+            raw(&p["rate"]),
+            t.0
+        );
+    }
     if !s["soak"].is_null() {
         md.push('\n');
         md.push_str(&crate::soak_report::section(&s["soak"]));
@@ -654,6 +791,15 @@ fn s8_section(s8: &Value) -> String {
         );
     }
     md
+}
+
+/// How S7's catch-up client ended: done, or the close code.
+fn s7_end(c: &Value) -> String {
+    match c["end"].as_str() {
+        Some("done") => format!("done ({})", raw(&c["done"]["status"])),
+        Some("closed") => format!("closed, code {}", num(&c["close_code"])),
+        _ => format!("failed: {}", raw(&c["error"])),
+    }
 }
 
 fn wave_rows(t: &mut Table, w: &Value) {

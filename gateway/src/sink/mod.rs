@@ -21,6 +21,7 @@
 //! with 4008 "slow consumer". The close frame always gets out: room for it is reserved when the
 //! connection starts and used for nothing else.
 
+mod pulled;
 #[cfg(test)]
 mod tests;
 mod transport;
@@ -38,6 +39,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::tasks::Tasks;
+pub use pulled::PullSignal;
 pub use transport::{Frame, PeerGone, Transport, WsTransport};
 
 /// The series written per frame, resolved once: `metrics::counter!` with a label builds a key
@@ -190,14 +192,17 @@ pub struct Sink {
 
 impl Sink {
     /// Starts the writer task for `session` (tracked by `tasks`) and returns the handle to it.
-    /// Must be called on the actix worker that serves the connection.
+    /// Must be called on the actix worker that serves the connection. `pulled`: the response
+    /// body's signal, for a merging client (each write then waits until actix took it).
     pub fn start(
         session: actix_ws::Session,
+        pulled: Option<PullSignal>,
         limits: SinkLimits,
         session_id: Uuid,
         tasks: &Tasks,
     ) -> Sink {
-        let (sink, writer) = Sink::with_transport(WsTransport::new(session), limits, session_id);
+        let transport = WsTransport::new(session, pulled);
+        let (sink, writer) = Sink::with_transport(transport, limits, session_id);
         tasks.spawn_local(writer);
         sink
     }

@@ -13,6 +13,7 @@ use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use actix_web::body::MessageBody as _;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -29,7 +30,7 @@ use crate::security::bearer::offered_token;
 use crate::security::conn_limits::ConnGuard;
 use crate::security::conn_token::ConnToken;
 use crate::security::jwt::{JwtError, Verified};
-use crate::sink::{Sink, SinkLimits};
+use crate::sink::{PullSignal, Sink, SinkLimits};
 use crate::state::AppState;
 
 static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
@@ -187,7 +188,19 @@ pub async fn ws_route(
         send_timeout: state.config.send_timeout,
         merge_chunks: query.has_cap("merge"),
     };
-    let sink = Sink::start(session, limits, session_id, &state.tasks);
+    // A merging client's writer waits until actix has taken each frame (sink/pulled.rs), so
+    // its backlog stays in the sink's queue, where it merges.
+    let mut pulled = None;
+    let response = if limits.merge_chunks {
+        response.map_body(|_, body| {
+            let (signal, body) = PullSignal::wrap(body);
+            pulled = Some(signal);
+            body.boxed()
+        })
+    } else {
+        response
+    };
+    let sink = Sink::start(session, pulled, limits, session_id, &state.tasks);
     let streams = Streams::new(
         session_id,
         sink.clone(),

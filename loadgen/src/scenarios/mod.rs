@@ -1,4 +1,4 @@
-//! The benchmark scenarios (S1–S6, S8 and the soak). Each returns a JSON object with its
+//! The benchmark scenarios (S1–S8 and the soak). Each returns a JSON object with its
 //! measurements, its parameters, and its target. This file holds what they share: the
 //! context (how to connect, what to measure), latency histograms, and the frames they send.
 //!
@@ -6,12 +6,14 @@
 //! knobs: small tungstenite buffers and connections spread over loopback source addresses.
 
 mod capacity;
+mod paced;
 mod s1_idle;
 mod s2_steady;
 mod s3_capacity;
 mod s4_cancel;
 mod s5_resume;
 mod s6_slow;
+mod s7_catchup;
 mod s8_openai;
 mod soak;
 mod timeline;
@@ -37,6 +39,7 @@ pub use s3_capacity::{s3_capacity, S3};
 pub use s4_cancel::{s4_cancel, S4};
 pub use s5_resume::{s5_resume, S5};
 pub use s6_slow::{s6_slow, S6};
+pub use s7_catchup::{s7_catchup, S7};
 pub use s8_openai::{compare_with_s3, s8_openai};
 pub use soak::{soak, Soak};
 pub use wave::WaveSpec;
