@@ -242,34 +242,6 @@ pub fn render(doc: &Value, source: &str) -> String {
             le(v, 1.2),
         );
     }
-    let s8 = &s["s8"];
-    if !s8.is_null() && s8["skipped"].is_null() {
-        srow(
-            "S8 OpenAI provider",
-            "best tokens/s with p99 ≤ 50 ms (PROVIDER=openai, fake-openai) ÷ same run's S3".into(),
-            format!(
-                "{} ÷ {} = {}×",
-                num(&s8["best"]["tokens_per_s"]),
-                num(&s3["best"]["tokens_per_s"]),
-                num(&s8["ratio_to_s3"])
-            ),
-            "(reported)",
-            None,
-        );
-        srow(
-            "S8 OpenAI provider",
-            format!(
-                "ai-service CPU per token minus S3's, at {} chats (≈ the provider path)",
-                num(&s8["vs_s3_same_chats"]["chats"])
-            ),
-            format!(
-                "{} µs",
-                num(&s8["vs_s3_same_chats"]["ai_service_extra_us_per_token"])
-            ),
-            "(reported)",
-            None,
-        );
-    }
     let s7 = &s["s7"];
     if !s7.is_null() {
         let c = &s7["catch_up_client"];
@@ -316,6 +288,34 @@ pub fn render(doc: &Value, source: &str) -> String {
             ),
             "≤ 1.2",
             le(&s7["p99_ratio"], 1.2),
+        );
+    }
+    let s8 = &s["s8"];
+    if !s8.is_null() && s8["skipped"].is_null() {
+        srow(
+            "S8 OpenAI provider",
+            "best tokens/s with p99 ≤ 50 ms (PROVIDER=openai, fake-openai) ÷ same run's S3".into(),
+            format!(
+                "{} ÷ {} = {}×",
+                num(&s8["best"]["tokens_per_s"]),
+                num(&s3["best"]["tokens_per_s"]),
+                num(&s8["ratio_to_s3"])
+            ),
+            "(reported)",
+            None,
+        );
+        srow(
+            "S8 OpenAI provider",
+            format!(
+                "ai-service CPU per token minus S3's, at {} chats (≈ the provider path)",
+                num(&s8["vs_s3_same_chats"]["chats"])
+            ),
+            format!(
+                "{} µs",
+                num(&s8["vs_s3_same_chats"]["ai_service_extra_us_per_token"])
+            ),
+            "(reported)",
+            None,
         );
     }
     md.push_str(&sum);

@@ -111,7 +111,7 @@ pub async fn run(state: Arc<AppState>, conn: Conn, messages: AggregatedMessageSt
         sink.finished(),
     )
     .await;
-    leave(&state, session_id, conn_id).await;
+    Box::pin(leave(&state, session_id, conn_id)).await;
     gauge.clear();
     drop(guard);
     crate::telemetry::hot().connections.decrement(1.0);
@@ -176,7 +176,9 @@ async fn read(
                 last_seen = Instant::now();
                 gauge.sample(sink);
                 match msg {
-                    Ok(AggregatedMessage::Text(text)) => commands.on_text(&text).await,
+                    // Boxed: a command's state lives only while it runs, instead of making every
+                    // idle connection's task as large as the largest command (S1 memory).
+                    Ok(AggregatedMessage::Text(text)) => Box::pin(commands.on_text(&text)).await,
                     Ok(AggregatedMessage::Binary(_)) => commands.on_binary(),
                     Ok(AggregatedMessage::Ping(payload)) => {
                         sink.pong(&payload);
