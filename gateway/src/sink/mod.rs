@@ -21,6 +21,7 @@
 //! with 4008 "slow consumer". The close frame always gets out: room for it is reserved when the
 //! connection starts and used for nothing else.
 
+mod peer_gone;
 mod pulled;
 #[cfg(test)]
 mod tests;
@@ -39,8 +40,9 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::tasks::Tasks;
+pub use peer_gone::PeerGone;
 pub use pulled::PullSignal;
-pub use transport::{Frame, PeerGone, Transport, WsTransport};
+pub use transport::{Frame, Transport, WsTransport};
 
 /// The series written per frame, resolved once: `metrics::counter!` with a label builds a key
 /// and looks it up in the registry on every call, which is per-frame work on the hot path.

@@ -26,7 +26,7 @@ use actix_web::body::{BodySize, BoxBody, MessageBody};
 use bytes::Bytes;
 use tokio::sync::Notify;
 
-use super::transport::PeerGone;
+use super::peer_gone::PeerGone;
 
 #[derive(Default)]
 struct Shared {

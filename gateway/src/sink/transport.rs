@@ -10,6 +10,7 @@ use bytes::Bytes;
 use futures_util::Sink as _;
 use shared_proto::CloseCode;
 
+use super::peer_gone::PeerGone;
 use super::pulled::PullSignal;
 
 /// One WebSocket frame the writer sends.
@@ -20,10 +21,6 @@ pub enum Frame {
     Pong(Bytes),
     Close(CloseCode),
 }
-
-/// The peer is gone: nothing more can be written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PeerGone;
 
 /// The writer's side of a connection.
 #[allow(async_fn_in_trait)] // Only ever used generically, never as a trait object.
