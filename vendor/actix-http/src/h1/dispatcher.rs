@@ -554,6 +554,34 @@ where
 
                 this.state.set(State::None);
             }
+            // streamline: a body already whole in memory (an error's JSON, a health check)
+            // goes out with its head, in one write. The body loop below stops at the write-buffer
+            // limit, which the gateway sets to 1 byte so that WebSocket frames wait in its own
+            // queue; with it, the head would otherwise be sent alone, and a client that reads a
+            // refused handshake's body from the head's segment (tungstenite) would get none.
+            BodySize::Sized(_) => match body.try_into_bytes() {
+                Ok(bytes) => {
+                    let mut this = self.as_mut().project();
+                    this.codec
+                        .encode(Message::Chunk(Some(bytes)), this.write_buf)?;
+                    this.codec.encode(Message::Chunk(None), this.write_buf)?;
+                    if close_for_unread_payload {
+                        if this.config.client_disconnect_deadline().is_some() {
+                            Self::enter_linger(this.flags);
+                        } else {
+                            this.flags.insert(Flags::SHUTDOWN | Flags::FINISHED);
+                        }
+                    } else {
+                        this.flags.insert(Flags::FINISHED);
+                    }
+                    this.state.set(State::None);
+                }
+                Err(body) => self
+                    .as_mut()
+                    .project()
+                    .state
+                    .set(State::SendPayload { body }),
+            },
             _ => self
                 .as_mut()
                 .project()
@@ -604,6 +632,34 @@ where
 
                 this.state.set(State::None);
             }
+            // streamline: a body already whole in memory (an error's JSON, a health check)
+            // goes out with its head, in one write. The body loop below stops at the write-buffer
+            // limit, which the gateway sets to 1 byte so that WebSocket frames wait in its own
+            // queue; with it, the head would otherwise be sent alone, and a client that reads a
+            // refused handshake's body from the head's segment (tungstenite) would get none.
+            BodySize::Sized(_) => match body.try_into_bytes() {
+                Ok(bytes) => {
+                    let mut this = self.as_mut().project();
+                    this.codec
+                        .encode(Message::Chunk(Some(bytes)), this.write_buf)?;
+                    this.codec.encode(Message::Chunk(None), this.write_buf)?;
+                    if close_for_unread_payload {
+                        if this.config.client_disconnect_deadline().is_some() {
+                            Self::enter_linger(this.flags);
+                        } else {
+                            this.flags.insert(Flags::SHUTDOWN | Flags::FINISHED);
+                        }
+                    } else {
+                        this.flags.insert(Flags::FINISHED);
+                    }
+                    this.state.set(State::None);
+                }
+                Err(body) => self
+                    .as_mut()
+                    .project()
+                    .state
+                    .set(State::SendErrorPayload { body }),
+            },
             _ => self
                 .as_mut()
                 .project()
