@@ -114,7 +114,7 @@ impl Settings {
             if service_kit::is_info(&e) {
                 ParseError::Info(e)
             } else {
-                ParseError::Invalid(service_kit::one_line_error(&e))
+                ParseError::Invalid(service_kit::one_line_error(&command(), &e))
             }
         };
         let matches = command().try_get_matches_from(args).map_err(clap_err)?;
