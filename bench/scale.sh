@@ -71,7 +71,7 @@ run_layout() {
   if [ "$redis" = cluster ]; then start_redis_cluster "$SCALE_SHARDS"; else start_redis_standalone; fi
   local urls=() procs=() first_ai=""
   for i in $(seq 1 "$n"); do
-    start_ai_service "$i" "$redis_url"
+    start_ai_service "$i" "$redis_url" REPLICA_ID="ai-$i"
     [ -n "$first_ai" ] || first_ai=$ai_port
     start_gateway "$i" "$redis_url" "$ai_port"
     urls+=(--gateway-url "ws://127.0.0.1:$gw_port/ws")

@@ -101,35 +101,22 @@ wait_http() {
 }
 
 start_stack() {
-  redis_port=$(free_port)
-  "$REDIS_SERVER" --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
-    --maxclients 10000 --daemonize no --logfile "$work/redis.log" &
-  redis_pid=$!
-  pids+=("$redis_pid")
+  start_redis_standalone
+  redis_port=${shard_ports[0]}
+  redis_pid=${shard_pids[0]}
+  start_ai_service main "$redis_url"
+  start_gateway main "$redis_url" "$ai_port"
+}
+
+# A port that accepts TCP connections (a process just started on it).
+wait_tcp() {
+  local port=$1 name=$2
   for _ in $(seq 1 100); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$redis_port") 2>/dev/null; then break; fi
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
     sleep 0.05
   done
-
-  ai_port=$(free_port)
-  ai_admin_port=$(free_port)
-  env "${AI_ENV[@]+"${AI_ENV[@]}"}" AI_ADDR="127.0.0.1:$ai_port" \
-    ADMIN_ADDR="127.0.0.1:$ai_admin_port" SHUTDOWN_TIMEOUT=2s \
-    REDIS_URL="redis://127.0.0.1:$redis_port" \
-    "$BIN_DIR/ai-service" >"$work/ai-service.log" 2>&1 &
-  ai_pid=$!
-  pids+=("$ai_pid")
-  wait_http "http://127.0.0.1:$ai_admin_port/readyz" ai-service
-
-  gw_port=$(free_port)
-  gw_admin_port=$(free_port)
-  GATEWAY_ADDR="127.0.0.1:$gw_port" ADMIN_ADDR="127.0.0.1:$gw_admin_port" SHUTDOWN_TIMEOUT=2s \
-    REDIS_URL="redis://127.0.0.1:$redis_port" \
-    AI_SERVICE_URL="http://127.0.0.1:$ai_port" \
-    "$BIN_DIR/gateway" >"$work/gateway.log" 2>&1 &
-  gw_pid=$!
-  pids+=("$gw_pid")
-  wait_http "http://127.0.0.1:$gw_admin_port/readyz" gateway
+  echo "bench: $name did not listen on :$port" >&2
+  return 1
 }
 
 start_s8_stack() {
@@ -137,31 +124,16 @@ start_s8_stack() {
   "$BIN_DIR/fake-openai" --addr "127.0.0.1:$fo_port" --threads 1 >"$work/fake-openai.log" 2>&1 &
   fo_pid=$!
   pids+=("$fo_pid")
-  for _ in $(seq 1 100); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$fo_port") 2>/dev/null; then break; fi
-    sleep 0.05
-  done
-
-  ai8_port=$(free_port)
-  ai8_admin_port=$(free_port)
-  env "${AI_ENV[@]+"${AI_ENV[@]}"}" AI_ADDR="127.0.0.1:$ai8_port" \
-    ADMIN_ADDR="127.0.0.1:$ai8_admin_port" SHUTDOWN_TIMEOUT=2s \
-    REDIS_URL="redis://127.0.0.1:$redis_port" \
-    PROVIDER=openai OPENAI_BASE_URL="http://127.0.0.1:$fo_port/v1" OPENAI_MODEL=fake-model \
-    "$BIN_DIR/ai-service" >"$work/ai-service-s8.log" 2>&1 &
-  ai8_pid=$!
-  pids+=("$ai8_pid")
-  wait_http "http://127.0.0.1:$ai8_admin_port/readyz" "ai-service (S8)"
-
-  gw8_port=$(free_port)
-  gw8_admin_port=$(free_port)
-  GATEWAY_ADDR="127.0.0.1:$gw8_port" ADMIN_ADDR="127.0.0.1:$gw8_admin_port" SHUTDOWN_TIMEOUT=2s \
-    REDIS_URL="redis://127.0.0.1:$redis_port" \
-    AI_SERVICE_URL="http://127.0.0.1:$ai8_port" \
-    "$BIN_DIR/gateway" >"$work/gateway-s8.log" 2>&1 &
-  gw8_pid=$!
-  pids+=("$gw8_pid")
-  wait_http "http://127.0.0.1:$gw8_admin_port/readyz" "gateway (S8)"
+  wait_tcp "$fo_port" fake-openai
+  # The launchers set ai_* and gw_*: keep the main stack's, and name the S8 pair's *8_*.
+  local main=("$ai_port" "$ai_admin_port" "$ai_pid" "$gw_port" "$gw_admin_port" "$gw_pid")
+  start_ai_service s8 "$redis_url" PROVIDER=openai \
+    OPENAI_BASE_URL="http://127.0.0.1:$fo_port/v1" OPENAI_MODEL=fake-model
+  start_gateway s8 "$redis_url" "$ai_port"
+  ai8_port=$ai_port ai8_admin_port=$ai_admin_port ai8_pid=$ai_pid
+  gw8_port=$gw_port gw8_admin_port=$gw_admin_port gw8_pid=$gw_pid
+  ai_port=${main[0]} ai_admin_port=${main[1]} ai_pid=${main[2]}
+  gw_port=${main[3]} gw_admin_port=${main[4]} gw_pid=${main[5]}
 }
 
 # Fails the run if a service died while loadgen ran (the S8 stack too, when it was started).
@@ -179,10 +151,11 @@ check_alive() {
 #                            create … --cluster-replicas 0`), waits for cluster_state:ok on
 #                            each; sets redis_url (redis-cluster://…?node=…), shard_ports,
 #                            shard_pids
-#   start_ai_service I URL   the I-th ai-service (REPLICA_ID=ai-I, AI_ENV as in start_stack)
-#                            on REDIS_URL=URL; sets ai_port, ai_pid
-#   start_gateway I URL AI   the I-th gateway on REDIS_URL=URL, AI_SERVICE_URL
-#                            http://127.0.0.1:AI; sets gw_port, gw_pid
+#   start_ai_service NAME URL [K=V…]  an ai-service on REDIS_URL=URL (AI_ENV as in start_stack,
+#                            then K=V…; log ai-service-NAME.log); sets ai_port, ai_admin_port,
+#                            ai_pid. start_stack and start_s8_stack use it too.
+#   start_gateway NAME URL AI        a gateway on REDIS_URL=URL, AI_SERVICE_URL
+#                            http://127.0.0.1:AI; sets gw_port, gw_admin_port, gw_pid
 #   stop_stack               stops every process in pids (for the next layout)
 
 wait_redis() {
@@ -242,27 +215,28 @@ start_redis_cluster() {
 }
 
 start_ai_service() {
-  local i=$1 url=$2 admin
+  local name=$1 url=$2
+  shift 2
   ai_port=$(free_port)
-  admin=$(free_port)
-  env "${AI_ENV[@]+"${AI_ENV[@]}"}" AI_ADDR="127.0.0.1:$ai_port" ADMIN_ADDR="127.0.0.1:$admin" \
-    SHUTDOWN_TIMEOUT=2s REPLICA_ID="ai-$i" REDIS_URL="$url" \
-    "$BIN_DIR/ai-service" >"$work/ai-service-$i.log" 2>&1 &
+  ai_admin_port=$(free_port)
+  env "${AI_ENV[@]+"${AI_ENV[@]}"}" "$@" AI_ADDR="127.0.0.1:$ai_port" \
+    ADMIN_ADDR="127.0.0.1:$ai_admin_port" SHUTDOWN_TIMEOUT=2s REDIS_URL="$url" \
+    "$BIN_DIR/ai-service" >"$work/ai-service-$name.log" 2>&1 &
   ai_pid=$!
   pids+=("$ai_pid")
-  wait_http "http://127.0.0.1:$admin/readyz" "ai-service $i"
+  wait_http "http://127.0.0.1:$ai_admin_port/readyz" "ai-service $name"
 }
 
 start_gateway() {
-  local i=$1 url=$2 ai=$3 admin
+  local name=$1 url=$2 ai=$3
   gw_port=$(free_port)
-  admin=$(free_port)
-  GATEWAY_ADDR="127.0.0.1:$gw_port" ADMIN_ADDR="127.0.0.1:$admin" SHUTDOWN_TIMEOUT=2s \
+  gw_admin_port=$(free_port)
+  GATEWAY_ADDR="127.0.0.1:$gw_port" ADMIN_ADDR="127.0.0.1:$gw_admin_port" SHUTDOWN_TIMEOUT=2s \
     REDIS_URL="$url" AI_SERVICE_URL="http://127.0.0.1:$ai" \
-    "$BIN_DIR/gateway" >"$work/gateway-$i.log" 2>&1 &
+    "$BIN_DIR/gateway" >"$work/gateway-$name.log" 2>&1 &
   gw_pid=$!
   pids+=("$gw_pid")
-  wait_http "http://127.0.0.1:$admin/readyz" "gateway $i"
+  wait_http "http://127.0.0.1:$gw_admin_port/readyz" "gateway $name"
 }
 
 stop_stack() {
