@@ -36,16 +36,26 @@ fi
 
 RESULTS_DIR=${RESULTS_DIR:-$ROOT/bench/results}
 export BIN_DIR RESULTS_DIR
-before=$(ls "$RESULTS_DIR"/smoke-*.json 2>/dev/null | wc -l || true)
-bench/run.sh --smoke --no-build "$@"
-latest=$(ls -t "$RESULTS_DIR"/smoke-*.json 2>/dev/null | head -n 1 || true)
-after=$(ls "$RESULTS_DIR"/smoke-*.json 2>/dev/null | wc -l || true)
-if [ -z "$latest" ] || [ "$after" -le "$before" ]; then
-  echo "smoke: no JSON produced" >&2
-  exit 1
-fi
+
+# new_json PREFIX CMD…: runs CMD (its output to stderr) and prints the path of the
+# RESULTS_DIR/PREFIX-*.json it wrote; fails if it wrote none.
+new_json() {
+  local prefix=$1 before after latest
+  shift
+  before=$(ls "$RESULTS_DIR"/"$prefix"-*.json 2>/dev/null | wc -l || true)
+  "$@" >&2
+  latest=$(ls -t "$RESULTS_DIR"/"$prefix"-*.json 2>/dev/null | head -n 1 || true)
+  after=$(ls "$RESULTS_DIR"/"$prefix"-*.json 2>/dev/null | wc -l || true)
+  if [ -z "$latest" ] || [ "$after" -le "$before" ]; then
+    echo "smoke: $* produced no JSON" >&2
+    return 1
+  fi
+  echo "$latest"
+}
+
+latest=$(new_json smoke bench/run.sh --smoke --no-build "$@")
 # Every scenario must be present in the JSON.
-for s in s1 s2 s3 s4 s5 s6 s8; do
+for s in s1 s2 s3 s4 s5 s6 s7 s8; do
   grep -q "\"$s\": {" "$latest" || { echo "smoke: scenario $s missing from $latest" >&2; exit 1; }
 done
 # S8 ran against its second stack (not skipped for want of --s8-gateway-url).
@@ -53,26 +63,12 @@ grep -q '"provider": "openai (fake-openai process)"' "$latest" \
   || { echo "smoke: S8 did not run against fake-openai in $latest" >&2; exit 1; }
 # The soak, for a few seconds with a handful of sockets: it must produce its JSON (no speed or
 # memory assertions).
-soak_before=$(ls "$RESULTS_DIR"/soak-smoke-*.json 2>/dev/null | wc -l || true)
-bench/soak.sh --smoke --no-build
-soak_latest=$(ls -t "$RESULTS_DIR"/soak-smoke-*.json 2>/dev/null | head -n 1 || true)
-soak_after=$(ls "$RESULTS_DIR"/soak-smoke-*.json 2>/dev/null | wc -l || true)
-if [ -z "$soak_latest" ] || [ "$soak_after" -le "$soak_before" ]; then
-  echo "smoke: the soak produced no JSON" >&2
-  exit 1
-fi
+soak_latest=$(new_json soak-smoke bench/soak.sh --smoke --no-build)
 grep -q '"soak": {' "$soak_latest" || { echo "smoke: soak missing from $soak_latest" >&2; exit 1; }
 [ -s "${soak_latest%.json}.md" ] || { echo "smoke: soak report ${soak_latest%.json}.md missing" >&2; exit 1; }
 # The scale-out measurement (bench/scale.sh --smoke: a second per layout, one redis-server and
 # a 3-master Cluster): its JSON must hold both layouts, and its Markdown must exist.
-scale_before=$(ls "$RESULTS_DIR"/scale-smoke-*.json 2>/dev/null | wc -l || true)
-bench/scale.sh --smoke --no-build
-scale_latest=$(ls -t "$RESULTS_DIR"/scale-smoke-*.json 2>/dev/null | head -n 1 || true)
-scale_after=$(ls "$RESULTS_DIR"/scale-smoke-*.json 2>/dev/null | wc -l || true)
-if [ -z "$scale_latest" ] || [ "$scale_after" -le "$scale_before" ]; then
-  echo "smoke: the scale measurement produced no JSON" >&2
-  exit 1
-fi
+scale_latest=$(new_json scale-smoke bench/scale.sh --smoke --no-build)
 for l in single cluster; do
   grep -q "\"name\": \"$l\"" "$scale_latest" || { echo "smoke: layout $l missing from $scale_latest" >&2; exit 1; }
 done
