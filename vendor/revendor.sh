@@ -5,7 +5,7 @@
 #   vendor/revendor.sh CRATE --make-patch  write vendor/CRATE.patch from vendor/CRATE
 #                                          (after a deliberate change there; the header is kept)
 #
-# CRATE is one of the crates configured below (actix-http, metrics-util). The archive is the
+# CRATE is one of the crates configured below (actix-http, actix-ws, metrics-util). The archive is the
 # exact version in Cargo.lock, taken from cargo's download cache when it is there, otherwise
 # downloaded by cargo itself (`cargo fetch` in a throw-away package, which checks it against
 # the registry index); either way its SHA-256 must be the one pinned below. After a run,
@@ -27,6 +27,12 @@ case "$name" in
     # (its Cargo.toml's [[example]], [[test]] and [[bench]] tables go with them, in the patch).
     DROP=(.cargo_vcs_info.json Cargo.toml.orig Cargo.lock CHANGES.md benches examples tests)
     ;;
+  actix-ws)
+    VERSION=0.4.0
+    SHA256=decf53c3cdd63dd6f289980b430238f9a2f6d19f8bce8e418272e08d3da43f0f
+    # Likewise; its [[example]] tables go in the patch.
+    DROP=(.cargo_vcs_info.json Cargo.toml.orig Cargo.lock CHANGELOG.md examples)
+    ;;
   metrics-util)
     VERSION=0.20.4
     SHA256=96f8722f8562635f92f8ed992f26df0532266eb03d5202607c20c0d7e9745e13
@@ -34,7 +40,7 @@ case "$name" in
     DROP=(.cargo_vcs_info.json Cargo.toml.orig Cargo.lock CHANGELOG.md benches examples)
     ;;
   *)
-    echo "usage: $0 actix-http|metrics-util [--make-patch]" >&2
+    echo "usage: $0 actix-http|actix-ws|metrics-util [--make-patch]" >&2
     exit 2
     ;;
 esac

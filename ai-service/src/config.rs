@@ -35,11 +35,8 @@ pub struct AiCli {
     #[arg(long, env = "ADMIN_ADDR", default_value = "127.0.0.1:9091")]
     pub admin_addr: SocketAddr,
 
-    /// Check the service running with this configuration and exit 0 if it answers 200, 1
-    /// otherwise; starts nothing. `live` (the default): `GET /healthz` on ADMIN_ADDR; `ready`:
-    /// `GET /readyz`. For container health checks (the images have no curl).
-    #[arg(long, value_enum, value_name = "PROBE", num_args = 0..=1, require_equals = true, default_missing_value = "live")]
-    pub healthcheck: Option<service_kit::Probe>,
+    #[command(flatten)]
+    pub health: service_kit::HealthcheckArg,
 
     #[command(flatten)]
     pub common: CommonArgs,
@@ -62,6 +59,14 @@ pub struct Config {
     /// renewal while it runs): the resume window.
     #[arg(long, env = "STREAM_TTL", default_value = "10m", value_parser = parse_stream_ttl)]
     pub stream_ttl: Duration,
+
+    /// How long a token of a fast model waits for the tokens right behind it, so that they go
+    /// out as one chunk: a token that follows the previous one by less than this is held for up
+    /// to this long; one after a longer pause (and an answer's first) is written at once. Fewer
+    /// chunks cost less in Redis, the gateways and the clients. 0: every token as soon as the
+    /// previous write returns. At most 1s.
+    #[arg(long, env = "CHUNK_LINGER", default_value = "0ms", value_parser = parse_chunk_linger)]
+    pub chunk_linger: Duration,
 
     /// Turn pairs (user + assistant) of history kept per session and sent to the model.
     #[arg(long, env = "HISTORY_TURNS", default_value_t = 20)]
@@ -193,6 +198,8 @@ pub enum ValueError {
     NotARate,
     #[error("must be at least {0:?}")]
     TooShort(Duration),
+    #[error("must be at most {0:?}")]
+    TooLong(Duration),
 }
 
 fn parse_replica_id(s: &str) -> Result<String, ValueError> {
@@ -212,6 +219,15 @@ fn parse_rate(s: &str) -> Result<f64, ValueError> {
 fn at_least(s: &str, min: Duration) -> Result<Duration, String> {
     match parse_duration(s)? {
         d if d < min => Err(ValueError::TooShort(min).to_string()),
+        d => Ok(d),
+    }
+}
+
+fn parse_chunk_linger(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d > Duration::from_secs(1) => {
+            Err(ValueError::TooLong(Duration::from_secs(1)).to_string())
+        }
         d => Ok(d),
     }
 }

@@ -7,7 +7,7 @@ fn main() -> std::process::ExitCode {
         Ok(cli) => cli,
         Err(code) => return code,
     };
-    if let Some(probe) = cli.healthcheck {
+    if let Some(probe) = cli.health.healthcheck {
         return service_kit::run_healthcheck("ai-service", cli.admin_addr, probe);
     }
     if let Err(e) =

@@ -69,6 +69,30 @@ pub fn memory_store_config(config: &Config, common: &CommonArgs) -> MemoryStoreC
     }
 }
 
+/// One of the two HTTP servers (the API on `AI_ADDR`, the admin port): the same state, each
+/// with its own bearer token and routes.
+fn serve(
+    listener: TcpListener,
+    state: web::Data<ApiState>,
+    auth: web::Data<ApiAuth>,
+    routes: fn(&mut web::ServiceConfig),
+) -> Result<service_kit::Served, StartError> {
+    let addr = service_kit::local_addr(&listener)?;
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(from_fn(service_kit::access_log))
+            .app_data(state.clone())
+            .app_data(auth.clone())
+            .configure(routes)
+    })
+    .disable_signals()
+    .shutdown_timeout(5)
+    .listen(listener)
+    .map_err(|source| StartError::Bind { addr, source })?
+    .run();
+    Ok(service_kit::Served::spawn(addr, server))
+}
+
 /// The listeners of one ai-service, bound before anything starts.
 pub struct Listeners {
     /// The HTTP API (`AI_ADDR`).
@@ -143,6 +167,7 @@ pub async fn start(
         replica_id.clone(),
         common.lease_ttl,
         common.store_outage_budget,
+        config.chunk_linger,
         config.budget(),
     );
     let feed = (backend.make_feed)(Arc::new(NudgeHandler(service.clone())))?;
@@ -174,39 +199,8 @@ pub async fn start(
     });
     let api_auth = web::Data::new(ApiAuth::new(common.ai_service_token.as_ref()));
     let admin_auth = web::Data::new(ApiAuth::new(config.admin_token.as_ref()));
-    let api_server = {
-        let state = state.clone();
-        let addr = service_kit::local_addr(&listeners.api)?;
-        let server = HttpServer::new(move || {
-            App::new()
-                .wrap(from_fn(service_kit::access_log))
-                .app_data(state.clone())
-                .app_data(api_auth.clone())
-                .configure(api::configure)
-        })
-        .disable_signals()
-        .shutdown_timeout(5)
-        .listen(listeners.api)
-        .map_err(|source| StartError::Bind { addr, source })?
-        .run();
-        service_kit::Served::spawn(addr, server)
-    };
-    let admin_server = {
-        let addr = service_kit::local_addr(&listeners.admin)?;
-        let server = HttpServer::new(move || {
-            App::new()
-                .wrap(from_fn(service_kit::access_log))
-                .app_data(state.clone())
-                .app_data(admin_auth.clone())
-                .configure(crate::admin::configure)
-        })
-        .disable_signals()
-        .shutdown_timeout(5)
-        .listen(listeners.admin)
-        .map_err(|source| StartError::Bind { addr, source })?
-        .run();
-        service_kit::Served::spawn(addr, server)
-    };
+    let api_server = serve(listeners.api, state.clone(), api_auth, api::configure)?;
+    let admin_server = serve(listeners.admin, state, admin_auth, crate::admin::configure)?;
     tracing::info!(
         addr = %api_server.addr,
         admin_addr = %admin_server.addr,
@@ -216,6 +210,7 @@ pub async fn start(
         provider = provider.name(),
         cancel_grace = ?config.cancel_grace,
         stream_ttl = ?config.stream_ttl,
+        chunk_linger = ?config.chunk_linger,
         lease_ttl = ?common.lease_ttl,
         store_outage_budget = ?common.store_outage_budget,
         history_turns = config.history_turns,

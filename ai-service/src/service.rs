@@ -52,6 +52,8 @@ pub struct Service {
     lease_ttl: Duration,
     /// How long a generation goes on through a store outage (`STORE_OUTAGE_BUDGET`).
     outage_budget: Duration,
+    /// How long a token of a fast model waits for the ones behind it (`CHUNK_LINGER`).
+    chunk_linger: Duration,
     /// `USER_TOKEN_BUDGET` per `USER_TOKEN_WINDOW`, charged to the chat's user.
     budget: Option<Budget>,
 }
@@ -64,6 +66,7 @@ impl Service {
         replica_id: String,
         lease_ttl: Duration,
         outage_budget: Duration,
+        chunk_linger: Duration,
         budget: Option<Budget>,
     ) -> Arc<Self> {
         Arc::new(Service {
@@ -77,6 +80,7 @@ impl Service {
             runtime: tokio::runtime::Handle::current(),
             lease_ttl,
             outage_budget,
+            chunk_linger,
             budget,
         })
     }
@@ -176,6 +180,7 @@ impl Service {
             owner: self.replica_id.clone(),
             lease_renewal: self.lease_ttl / 3,
             outage_budget: self.outage_budget,
+            chunk_linger: self.chunk_linger,
             created_ms,
             charge,
             request: GenerationRequest {

@@ -18,6 +18,7 @@ fn help_lists_every_setting_with_its_env_var() {
         "STREAM_TTL",
         "DEMO_TOKENS",
         "DEMO_TOKENS_PER_SEC",
+        "CHUNK_LINGER",
         "PROVIDER",
         "OPENAI_BASE_URL",
         "OPENAI_API_KEY",
@@ -36,6 +37,8 @@ fn invalid_settings_exit_with_code_2() {
         ("DEMO_TOKENS", "-1"),
         ("PROVIDER", "magic"),
         ("REDIS_URL", "http://x"),
+        ("CHUNK_LINGER", "2s"),
+        ("CHUNK_LINGER", "soon"),
     ] {
         let out = ai_service().env(var, value).output().expect("run");
         assert_eq!(out.status.code(), Some(2), "{var}={value}");

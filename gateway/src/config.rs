@@ -33,11 +33,8 @@ pub struct GatewayCli {
     #[arg(long, env = "ADMIN_ADDR", default_value = "127.0.0.1:9090")]
     pub admin_addr: SocketAddr,
 
-    /// Check the service running with this configuration and exit 0 if it answers 200, 1
-    /// otherwise; starts nothing. `live` (the default): `GET /healthz` on ADMIN_ADDR; `ready`:
-    /// `GET /readyz`. For container health checks (the images have no curl).
-    #[arg(long, value_enum, value_name = "PROBE", num_args = 0..=1, require_equals = true, default_missing_value = "live")]
-    pub healthcheck: Option<service_kit::Probe>,
+    #[command(flatten)]
+    pub health: service_kit::HealthcheckArg,
 
     #[command(flatten)]
     pub common: CommonArgs,

@@ -192,7 +192,7 @@ struct RunArgs {
     /// 0 skips it.
     #[arg(long, default_value_t = 500.0)]
     s5_paced_rate: f64,
-    /// S6: chats in each of the two waves.
+    /// S6: chats in each wave.
     #[arg(long, default_value_t = 500)]
     s6_chats: usize,
     /// S6: tokens of the slow client's chat (rate=0): enough text (~10 MB) to overflow
@@ -202,6 +202,9 @@ struct RunArgs {
     /// S6 control experiment: the client with the long fast chat reads everything.
     #[arg(long)]
     s6_control_reader: bool,
+    /// S6: alternating (alone, beside) pairs; the ratio is of the two medians.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=20))]
+    s6_rounds: u64,
     /// The gateway's `/metrics` on its admin port (S7 polls the send-queue gauge there).
     #[arg(long)]
     gateway_metrics_url: Option<String>,
@@ -677,6 +680,7 @@ async fn run(a: RunArgs) -> Result<(), String> {
                         },
                         slow_tokens: 20_000,
                         control_reader: a.s6_control_reader,
+                        rounds: 1,
                     }
                 } else {
                     S6 {
@@ -688,6 +692,7 @@ async fn run(a: RunArgs) -> Result<(), String> {
                         },
                         slow_tokens: a.s6_slow_tokens,
                         control_reader: a.s6_control_reader,
+                        rounds: a.s6_rounds as usize,
                     }
                 };
                 scenarios::s6_slow(ctx.clone(), p).await

@@ -12,6 +12,17 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::process::ExitCode;
 use std::time::Duration;
 
+/// The `--healthcheck` setting, declared once for both binaries (flattened into each one's
+/// command line).
+#[derive(Debug, Clone, clap::Args)]
+pub struct HealthcheckArg {
+    /// Check the service running with this configuration and exit 0 if it answers 200, 1
+    /// otherwise; starts nothing. `live` (the default): `GET /healthz` on ADMIN_ADDR; `ready`:
+    /// `GET /readyz`. For container health checks (the images have no curl).
+    #[arg(long, value_enum, value_name = "PROBE", num_args = 0..=1, require_equals = true, default_missing_value = "live")]
+    pub healthcheck: Option<Probe>,
+}
+
 /// Which route `--healthcheck` asks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Probe {

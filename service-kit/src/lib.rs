@@ -25,7 +25,9 @@ pub use access_log::{access_log, redacted_path};
 pub use cli::{is_info, one_line_error, parse_args};
 pub use common_args::{CommonArgs, RedisArgs};
 pub use duration::parse_duration;
-pub use healthcheck::{check as healthcheck, loopback, run_healthcheck, HealthError, Probe};
+pub use healthcheck::{
+    check as healthcheck, loopback, run_healthcheck, HealthError, HealthcheckArg, Probe,
+};
 pub use http::{bind, healthz, local_addr, metrics_response, Served};
 pub use logging::{init_logging, LogFormat};
 pub use metrics::{

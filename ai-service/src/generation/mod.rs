@@ -3,8 +3,10 @@
 //!
 //! The loop owns the provider stream; returning drops it, which aborts the upstream request.
 //! While one chunk is being written, new tokens accumulate and go out together as the next
-//! chunk, so a fast model costs one store round trip per write rather than per token, and a
-//! lone token is never held back (it is written as soon as the previous write returns).
+//! chunk, so a fast model costs one store round trip per write rather than per token. A token
+//! of a model faster than one token per `CHUNK_LINGER` also waits up to that long for the ones
+//! behind it ([`pacer`]); a slower model's tokens are never held back (each is written as soon
+//! as the previous write returns).
 //!
 //! **Store outages cost a pause, never the answer.** A write the store does not take is
 //! retried (with back-off) for up to `STORE_OUTAGE_BUDGET`, and meanwhile the model is still
@@ -17,6 +19,7 @@
 
 mod charge;
 mod log_copy;
+mod pacer;
 mod pending;
 
 use std::sync::Arc;
@@ -38,6 +41,7 @@ use crate::registry::{StopHandle, StopReason};
 pub use charge::Charge;
 use charge::Charged;
 pub use log_copy::{LogCopy, RESTORE_LOG_MAX_BYTES};
+use pacer::{Due, Pacer};
 use pending::Pending;
 
 /// While a write is in flight, tokens accumulate up to about this many bytes; then the loop
@@ -67,6 +71,9 @@ pub struct Generation {
     pub lease_renewal: Duration,
     /// How long the generation goes on through a store outage (`STORE_OUTAGE_BUDGET`).
     pub outage_budget: Duration,
+    /// How long a token of a fast model waits for the ones behind it (`CHUNK_LINGER`;
+    /// [`pacer`]).
+    pub chunk_linger: Duration,
     /// When the message was created (ms since the epoch), for a restore.
     pub created_ms: u64,
     /// The user's budget to charge as chunks are written (None: not charged).
@@ -423,6 +430,7 @@ impl Generation {
             mut request,
             stop,
             charge,
+            chunk_linger,
             ..
         } = self;
         match store.history(msg.session_id).await {
@@ -437,6 +445,7 @@ impl Generation {
         );
         renewal.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut pending = Pending::default();
+        let mut pacer = Pacer::new(chunk_linger);
         let mut seq: u64 = 0;
         let mut usage: Option<Usage> = None;
         let mut upstream_end: Option<Option<ErrorBody>> = None;
@@ -469,10 +478,23 @@ impl Generation {
 
         loop {
             if inflight.is_none() && retry.is_none() {
-                if let Some(piece) = pending.take_chunk() {
+                // The last text, and a full buffer, go at once; the rest at the pacer's pace.
+                let now = Instant::now();
+                let due = match pacer.due(now) {
+                    _ if upstream_end.is_some() || pending.len() >= MAX_PENDING_BYTES => Due::Now,
+                    due => due,
+                };
+                if pending.is_empty() {
+                    // Nothing to write.
+                } else if let Due::At(at) = due {
+                    if !pacer.holding() {
+                        pacer.hold_until(at);
+                    }
+                } else if let Some(piece) = pending.take_chunk() {
+                    pacer.wrote();
                     seq += 1;
                     writer.tokens += piece.tokens;
-                    let (sid, mid, ts) = (msg.session_id, msg.message_id, shared_proto::now_ms());
+                    let (sid, mid, ts) = (msg.session_id, msg.message_id, piece.first_ms);
                     let chunk = match piece.kind {
                         DeltaKind::Text => StreamChunk::delta(sid, mid, seq, piece.text, ts),
                         DeltaKind::Reasoning => {
@@ -483,17 +505,20 @@ impl Generation {
                     let prompt = (seq == 1).then_some(writer.prompt_tokens);
                     let chunk = chunk.with_tokens(writer.tokens, prompt);
                     inflight = Some(write(chunk, piece.tokens));
-                } else if let Some(error) = upstream_end.take() {
-                    let status = if error.is_some() {
-                        FinalStatus::Failed
-                    } else {
-                        FinalStatus::Completed
-                    };
-                    return End::Finish(Outcome {
-                        status,
-                        error,
-                        usage,
-                    });
+                }
+                if pending.is_empty() && inflight.is_none() {
+                    if let Some(error) = upstream_end.take() {
+                        let status = if error.is_some() {
+                            FinalStatus::Failed
+                        } else {
+                            FinalStatus::Completed
+                        };
+                        return End::Finish(Outcome {
+                            status,
+                            error,
+                            usage,
+                        });
+                    }
                 }
             }
             let read_limit = if writer.in_outage() {
@@ -535,6 +560,7 @@ impl Generation {
                         inflight = Some(write(chunk, tokens));
                     }
                 }
+                () = pacer.wait(), if pacer.holding() => {}
                 _ = renewal.tick() => {
                     match store.renew_lease(&msg, &owner).await {
                         Ok(Lease::Renewed) => {}
@@ -559,8 +585,14 @@ impl Generation {
                 }
                 event = stream.next(), if upstream_end.is_none() && pending.len() < read_limit => {
                     match event {
-                        Some(Ok(ProviderEvent::Token(t))) => pending.push(DeltaKind::Text, &t),
-                        Some(Ok(ProviderEvent::Reasoning(t))) => pending.push(DeltaKind::Reasoning, &t),
+                        Some(Ok(ProviderEvent::Token(t))) => {
+                            pacer.arrived(Instant::now());
+                            pending.push(DeltaKind::Text, &t);
+                        }
+                        Some(Ok(ProviderEvent::Reasoning(t))) => {
+                            pacer.arrived(Instant::now());
+                            pending.push(DeltaKind::Reasoning, &t);
+                        }
                         Some(Ok(ProviderEvent::Usage(u))) => usage = Some(u),
                         Some(Err(e)) => {
                             tracing::warn!(code = %e.code, error = %e.message, "provider failed");

@@ -1,7 +1,10 @@
 //! The text a generation has read from its model and not yet written: answer text and
 //! reasoning, in the order the model produced them. Consecutive pieces of one kind coalesce;
 //! a chunk is always one kind (the next chunk's text is the front run of one kind). Each run
-//! counts the tokens (provider events) it holds, so each chunk can say how many it carries.
+//! counts the tokens (provider events) it holds, so each chunk can say how many it carries,
+//! and when its first token arrived, so each chunk's `ts` is when the model produced its oldest
+//! text rather than when the chunk was built: a token held back (while a write is in flight,
+//! or by `CHUNK_LINGER`) shows in every latency measured from `ts`.
 
 use std::collections::VecDeque;
 
@@ -12,12 +15,13 @@ use shared_proto::DeltaKind;
 /// splits).
 pub const MAX_CHUNK_BYTES: usize = 16 * 1024;
 
-/// One run of one kind: its text and how many tokens it holds.
+/// One run of one kind: its text, how many tokens it holds, and when the first arrived.
 #[derive(Debug)]
 struct Run {
     kind: DeltaKind,
     text: String,
     tokens: u64,
+    first_ms: u64,
 }
 
 /// A chunk's worth of pending text.
@@ -26,6 +30,8 @@ pub struct Piece {
     pub kind: DeltaKind,
     pub text: String,
     pub tokens: u64,
+    /// When its first token arrived (ms since the epoch): the chunk's `ts`.
+    pub first_ms: u64,
 }
 
 /// Unwritten text, by kind, in order.
@@ -36,8 +42,13 @@ pub struct Pending {
 }
 
 impl Pending {
-    /// Adds one token (a provider event) the model produced.
+    /// Adds one token (a provider event) the model produced, now.
     pub fn push(&mut self, kind: DeltaKind, text: &str) {
+        self.push_at(kind, text, shared_proto::now_ms());
+    }
+
+    /// Adds one token that arrived at `at_ms`; the clock is read only for a run's first token.
+    fn push_at(&mut self, kind: DeltaKind, text: &str, at_ms: u64) {
         self.bytes += text.len();
         match self.runs.back_mut() {
             Some(run) if run.kind == kind => {
@@ -48,6 +59,7 @@ impl Pending {
                 kind,
                 text: text.to_string(),
                 tokens: 1,
+                first_ms: at_ms,
             }),
         }
     }
@@ -55,6 +67,10 @@ impl Pending {
     /// Bytes waiting.
     pub fn len(&self) -> usize {
         self.bytes
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.runs.is_empty()
     }
 
     /// The next chunk: the front run, or at most [`MAX_CHUNK_BYTES`] of it (cut at a character
@@ -67,6 +83,7 @@ impl Pending {
                 kind: run.kind,
                 text: run.text,
                 tokens: run.tokens,
+                first_ms: run.first_ms,
             }
         } else {
             let mut cut = MAX_CHUNK_BYTES;
@@ -80,6 +97,7 @@ impl Pending {
                 kind: run.kind,
                 text: std::mem::replace(&mut run.text, rest),
                 tokens: share,
+                first_ms: run.first_ms,
             }
         };
         self.bytes -= piece.text.len();
@@ -92,26 +110,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn runs_keep_their_order_and_kind() {
+    fn runs_keep_their_order_kind_and_first_arrival() {
         let mut p = Pending::default();
-        p.push(DeltaKind::Reasoning, "think ");
-        p.push(DeltaKind::Reasoning, "more");
-        p.push(DeltaKind::Text, "The");
-        p.push(DeltaKind::Text, " answer");
-        p.push(DeltaKind::Reasoning, "again");
+        p.push_at(DeltaKind::Reasoning, "think ", 10);
+        p.push_at(DeltaKind::Reasoning, "more", 11);
+        p.push_at(DeltaKind::Text, "The", 12);
+        p.push_at(DeltaKind::Text, " answer", 13);
+        p.push_at(DeltaKind::Reasoning, "again", 14);
         assert_eq!(p.len(), 25);
-        let piece = |kind, text: &str, tokens| {
+        let piece = |kind, text: &str, tokens, first_ms| {
             Some(Piece {
                 kind,
                 text: text.into(),
                 tokens,
+                first_ms,
             })
         };
-        assert_eq!(p.take_chunk(), piece(DeltaKind::Reasoning, "think more", 2));
-        assert_eq!(p.take_chunk(), piece(DeltaKind::Text, "The answer", 2));
-        assert_eq!(p.take_chunk(), piece(DeltaKind::Reasoning, "again", 1));
+        assert_eq!(
+            p.take_chunk(),
+            piece(DeltaKind::Reasoning, "think more", 2, 10)
+        );
+        assert_eq!(p.take_chunk(), piece(DeltaKind::Text, "The answer", 2, 12));
+        assert_eq!(p.take_chunk(), piece(DeltaKind::Reasoning, "again", 1, 14));
         assert_eq!(p.take_chunk(), None);
         assert_eq!(p.len(), 0);
+        assert!(p.is_empty());
     }
 
     #[test]
