@@ -586,11 +586,11 @@ impl Generation {
                 event = stream.next(), if upstream_end.is_none() && pending.len() < read_limit => {
                     match event {
                         Some(Ok(ProviderEvent::Token(t))) => {
-                            pacer.arrived(Instant::now());
+                            pacer.arrived();
                             pending.push(DeltaKind::Text, &t);
                         }
                         Some(Ok(ProviderEvent::Reasoning(t))) => {
-                            pacer.arrived(Instant::now());
+                            pacer.arrived();
                             pending.push(DeltaKind::Reasoning, &t);
                         }
                         Some(Ok(ProviderEvent::Usage(u))) => usage = Some(u),

@@ -54,8 +54,15 @@ impl Pacer {
         }
     }
 
+    /// A token arrived (the clock is not read when there is no linger).
+    pub fn arrived(&mut self) {
+        if !self.linger.is_zero() {
+            self.arrived_at(Instant::now());
+        }
+    }
+
     /// A token arrived at `now`.
-    pub fn arrived(&mut self, now: Instant) {
+    fn arrived_at(&mut self, now: Instant) {
         if self.batch_due.is_none() {
             let fast = self
                 .previous
@@ -117,10 +124,10 @@ mod tests {
     async fn a_zero_linger_is_always_due() {
         let mut p = Pacer::new(Duration::ZERO);
         let t0 = Instant::now();
-        p.arrived(t0);
+        p.arrived_at(t0);
         assert_eq!(p.due(t0), Due::Now);
         p.wrote();
-        p.arrived(t0);
+        p.arrived_at(t0);
         assert_eq!(p.due(t0), Due::Now);
     }
 
@@ -136,7 +143,7 @@ mod tests {
             } else {
                 at + ms(jitter as u64)
             };
-            p.arrived(at);
+            p.arrived_at(at);
             assert_eq!(p.due(at), Due::Now, "token {i}");
             p.wrote();
         }
@@ -147,7 +154,7 @@ mod tests {
         // 50 tokens/s against a 25 ms linger: the first at once, then two per chunk.
         let mut p = Pacer::new(ms(25));
         let t0 = Instant::now();
-        p.arrived(t0);
+        p.arrived_at(t0);
         assert_eq!(p.due(t0), Due::Now, "the answer's first token");
         p.wrote();
         let mut written = Vec::new();
@@ -159,7 +166,7 @@ mod tests {
                 written.push(std::mem::take(&mut pending));
                 p.wrote();
             }
-            p.arrived(at);
+            p.arrived_at(at);
             pending.push(i);
             match p.due(at) {
                 Due::At(due) => assert!(due - at <= ms(25), "token {i} waits {:?}", due - at),
@@ -176,9 +183,9 @@ mod tests {
     async fn wait_resolves_at_the_armed_instant_and_only_then() {
         let mut p = Pacer::new(ms(25));
         let t0 = Instant::now();
-        p.arrived(t0);
+        p.arrived_at(t0);
         p.wrote();
-        p.arrived(t0 + ms(5));
+        p.arrived_at(t0 + ms(5));
         let Due::At(at) = p.due(t0 + ms(5)) else {
             panic!("a token 5 ms after the previous one is held");
         };

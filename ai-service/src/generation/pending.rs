@@ -44,11 +44,11 @@ pub struct Pending {
 impl Pending {
     /// Adds one token (a provider event) the model produced, now.
     pub fn push(&mut self, kind: DeltaKind, text: &str) {
-        self.push_at(kind, text, shared_proto::now_ms());
+        self.push_with(kind, text, shared_proto::now_ms);
     }
 
-    /// Adds one token that arrived at `at_ms`; the clock is read only for a run's first token.
-    fn push_at(&mut self, kind: DeltaKind, text: &str, at_ms: u64) {
+    /// Adds one token; `clock` (ms since the epoch) is read only for a run's first token.
+    fn push_with(&mut self, kind: DeltaKind, text: &str, clock: impl FnOnce() -> u64) {
         self.bytes += text.len();
         match self.runs.back_mut() {
             Some(run) if run.kind == kind => {
@@ -59,7 +59,7 @@ impl Pending {
                 kind,
                 text: text.to_string(),
                 tokens: 1,
-                first_ms: at_ms,
+                first_ms: clock(),
             }),
         }
     }
@@ -112,11 +112,11 @@ mod tests {
     #[test]
     fn runs_keep_their_order_kind_and_first_arrival() {
         let mut p = Pending::default();
-        p.push_at(DeltaKind::Reasoning, "think ", 10);
-        p.push_at(DeltaKind::Reasoning, "more", 11);
-        p.push_at(DeltaKind::Text, "The", 12);
-        p.push_at(DeltaKind::Text, " answer", 13);
-        p.push_at(DeltaKind::Reasoning, "again", 14);
+        p.push_with(DeltaKind::Reasoning, "think ", || 10);
+        p.push_with(DeltaKind::Reasoning, "more", || 11);
+        p.push_with(DeltaKind::Text, "The", || 12);
+        p.push_with(DeltaKind::Text, " answer", || 13);
+        p.push_with(DeltaKind::Reasoning, "again", || 14);
         assert_eq!(p.len(), 25);
         let piece = |kind, text: &str, tokens, first_ms| {
             Some(Piece {
