@@ -52,7 +52,7 @@ pub struct StreamChunk {
     /// The first entry only: the prompt's estimated token count.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt_tokens: Option<u64>,
-    /// Producer clock, ms since the epoch, when the chunk was built.
+    /// Producer clock, ms since the epoch, when the chunk's first token arrived from the model.
     pub ts: u64,
 }
 

@@ -103,7 +103,7 @@ pub enum ServerFrame {
     /// The `chat` was accepted; its chunks follow.
     Ack { message_id: Uuid },
     /// One piece of the answer. `seq` is 1, 2, 3, … per message, without gap or repeat.
-    /// `ts` is the producer's clock (ms since the epoch) when the chunk was written.
+    /// `ts` is the producer's clock (ms since the epoch) when the chunk's first token arrived.
     Chunk {
         message_id: Uuid,
         seq: u64,
