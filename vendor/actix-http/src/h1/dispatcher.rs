@@ -540,42 +540,13 @@ where
         let size = self.as_mut().send_response_inner(res, &body)?;
         match size {
             BodySize::None | BodySize::Sized(0) => {
-                let mut this = self.as_mut().project();
-
-                if close_for_unread_payload {
-                    if this.config.client_disconnect_deadline().is_some() {
-                        Self::enter_linger(this.flags);
-                    } else {
-                        this.flags.insert(Flags::SHUTDOWN | Flags::FINISHED);
-                    }
-                } else {
-                    this.flags.insert(Flags::FINISHED);
-                }
-
-                this.state.set(State::None);
+                self.as_mut().finish_response(close_for_unread_payload);
             }
-            // streamline: a body already whole in memory (an error's JSON, a health check)
-            // goes out with its head, in one write. The body loop below stops at the write-buffer
-            // limit, which the gateway sets to 1 byte so that WebSocket frames wait in its own
-            // queue; with it, the head would otherwise be sent alone, and a client that reads a
-            // refused handshake's body from the head's segment (tungstenite) would get none.
+            // streamline: a body already whole in memory goes out with its head (`send_whole_body`).
             BodySize::Sized(_) => match body.try_into_bytes() {
-                Ok(bytes) => {
-                    let mut this = self.as_mut().project();
-                    this.codec
-                        .encode(Message::Chunk(Some(bytes)), this.write_buf)?;
-                    this.codec.encode(Message::Chunk(None), this.write_buf)?;
-                    if close_for_unread_payload {
-                        if this.config.client_disconnect_deadline().is_some() {
-                            Self::enter_linger(this.flags);
-                        } else {
-                            this.flags.insert(Flags::SHUTDOWN | Flags::FINISHED);
-                        }
-                    } else {
-                        this.flags.insert(Flags::FINISHED);
-                    }
-                    this.state.set(State::None);
-                }
+                Ok(bytes) => self
+                    .as_mut()
+                    .send_whole_body(bytes, close_for_unread_payload)?,
                 Err(body) => self
                     .as_mut()
                     .project()
@@ -618,42 +589,13 @@ where
         let size = self.as_mut().send_response_inner(res, &body)?;
         match size {
             BodySize::None | BodySize::Sized(0) => {
-                let mut this = self.as_mut().project();
-
-                if close_for_unread_payload {
-                    if this.config.client_disconnect_deadline().is_some() {
-                        Self::enter_linger(this.flags);
-                    } else {
-                        this.flags.insert(Flags::SHUTDOWN | Flags::FINISHED);
-                    }
-                } else {
-                    this.flags.insert(Flags::FINISHED);
-                }
-
-                this.state.set(State::None);
+                self.as_mut().finish_response(close_for_unread_payload);
             }
-            // streamline: a body already whole in memory (an error's JSON, a health check)
-            // goes out with its head, in one write. The body loop below stops at the write-buffer
-            // limit, which the gateway sets to 1 byte so that WebSocket frames wait in its own
-            // queue; with it, the head would otherwise be sent alone, and a client that reads a
-            // refused handshake's body from the head's segment (tungstenite) would get none.
+            // streamline: a body already whole in memory goes out with its head (`send_whole_body`).
             BodySize::Sized(_) => match body.try_into_bytes() {
-                Ok(bytes) => {
-                    let mut this = self.as_mut().project();
-                    this.codec
-                        .encode(Message::Chunk(Some(bytes)), this.write_buf)?;
-                    this.codec.encode(Message::Chunk(None), this.write_buf)?;
-                    if close_for_unread_payload {
-                        if this.config.client_disconnect_deadline().is_some() {
-                            Self::enter_linger(this.flags);
-                        } else {
-                            this.flags.insert(Flags::SHUTDOWN | Flags::FINISHED);
-                        }
-                    } else {
-                        this.flags.insert(Flags::FINISHED);
-                    }
-                    this.state.set(State::None);
-                }
+                Ok(bytes) => self
+                    .as_mut()
+                    .send_whole_body(bytes, close_for_unread_payload)?,
                 Err(body) => self
                     .as_mut()
                     .project()
@@ -667,6 +609,42 @@ where
                 .set(State::SendErrorPayload { body }),
         }
 
+        Ok(())
+    }
+
+    /// The response is complete in the write buffer: the request is finished, and so is the
+    /// connection after a request whose payload was not read (lingering for the client's FIN
+    /// when a disconnect deadline is set). (streamline: one copy of what upstream wrote in
+    /// each of `send_response` and `send_error_response`, now also used by `send_whole_body`.)
+    fn finish_response(self: Pin<&mut Self>, close_for_unread_payload: bool) {
+        let mut this = self.project();
+        if close_for_unread_payload {
+            if this.config.client_disconnect_deadline().is_some() {
+                Self::enter_linger(this.flags);
+            } else {
+                this.flags.insert(Flags::SHUTDOWN | Flags::FINISHED);
+            }
+        } else {
+            this.flags.insert(Flags::FINISHED);
+        }
+        this.state.set(State::None);
+    }
+
+    /// streamline: a body already whole in memory (an error's JSON, a health check) goes out
+    /// with its head, in one write. The body loop of `poll_response` stops at the write-buffer
+    /// limit, which the gateway sets to 1 byte so that WebSocket frames wait in its own queue;
+    /// with it, the head would otherwise be sent alone, and a client that reads a refused
+    /// handshake's body from the head's segment (tungstenite) would get none.
+    fn send_whole_body(
+        mut self: Pin<&mut Self>,
+        bytes: bytes::Bytes,
+        close_for_unread_payload: bool,
+    ) -> Result<(), DispatchError> {
+        let this = self.as_mut().project();
+        this.codec
+            .encode(Message::Chunk(Some(bytes)), this.write_buf)?;
+        this.codec.encode(Message::Chunk(None), this.write_buf)?;
+        self.finish_response(close_for_unread_payload);
         Ok(())
     }
 
