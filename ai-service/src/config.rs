@@ -223,13 +223,15 @@ fn at_least(s: &str, min: Duration) -> Result<Duration, String> {
     }
 }
 
-fn parse_chunk_linger(s: &str) -> Result<Duration, String> {
+fn at_most(s: &str, max: Duration) -> Result<Duration, String> {
     match parse_duration(s)? {
-        d if d > Duration::from_secs(1) => {
-            Err(ValueError::TooLong(Duration::from_secs(1)).to_string())
-        }
+        d if d > max => Err(ValueError::TooLong(max).to_string()),
         d => Ok(d),
     }
+}
+
+fn parse_chunk_linger(s: &str) -> Result<Duration, String> {
+    at_most(s, Duration::from_secs(1))
 }
 
 fn parse_stream_ttl(s: &str) -> Result<Duration, String> {

@@ -41,7 +41,7 @@ use crate::registry::{StopHandle, StopReason};
 pub use charge::Charge;
 use charge::Charged;
 pub use log_copy::{LogCopy, RESTORE_LOG_MAX_BYTES};
-use pacer::{Due, Pacer};
+use pacer::Pacer;
 use pending::Pending;
 
 /// While a write is in flight, tokens accumulate up to about this many bytes; then the loop
@@ -478,19 +478,14 @@ impl Generation {
 
         loop {
             if inflight.is_none() && retry.is_none() {
-                // The last text, and a full buffer, go at once; the rest at the pacer's pace.
-                let now = Instant::now();
-                let due = match pacer.due(now) {
-                    _ if upstream_end.is_some() || pending.len() >= MAX_PENDING_BYTES => Due::Now,
-                    due => due,
+                // The last text, and a full buffer, go at once; the rest when the pacer says.
+                let hurry = upstream_end.is_some() || pending.len() >= MAX_PENDING_BYTES;
+                let piece = if !pending.is_empty() && (hurry || pacer.ready()) {
+                    pending.take_chunk()
+                } else {
+                    None
                 };
-                if pending.is_empty() {
-                    // Nothing to write.
-                } else if let Due::At(at) = due {
-                    if !pacer.holding() {
-                        pacer.hold_until(at);
-                    }
-                } else if let Some(piece) = pending.take_chunk() {
+                if let Some(piece) = piece {
                     pacer.wrote();
                     seq += 1;
                     writer.tokens += piece.tokens;
@@ -560,7 +555,7 @@ impl Generation {
                         inflight = Some(write(chunk, tokens));
                     }
                 }
-                () = pacer.wait(), if pacer.holding() => {}
+                () = pacer.wait() => {}
                 _ = renewal.tick() => {
                     match store.renew_lease(&msg, &owner).await {
                         Ok(Lease::Renewed) => {}

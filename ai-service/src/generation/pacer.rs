@@ -15,32 +15,26 @@
 //! Contract: with a zero linger every write is due at once (the behaviour before the
 //! setting). Otherwise the tokens that arrive while nothing is waiting start a batch; the
 //! batch is due at its first token's arrival when that token came at least a linger after the
-//! token before it (or is the answer's first), else a linger after its arrival; [`Pacer::wait`]
-//! resolves when it is due. While a write is in flight tokens accumulate regardless.
+//! token before it (or is the answer's first), else a linger after its arrival. [`Pacer::ready`]
+//! says whether it is due, and when it is not, arms [`Pacer::wait`] to resolve when it is. While
+//! a write is in flight tokens accumulate regardless. Without a linger the clock is never read.
 
 use std::pin::Pin;
 use std::time::Duration;
 
 use tokio::time::{Instant, Sleep};
 
-/// Whether the next write may start now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Due {
-    Now,
-    /// Not before this instant.
-    At(Instant),
-}
-
 /// One generation's write timing.
 pub struct Pacer {
     linger: Duration,
     /// When the latest token arrived.
     previous: Option<Instant>,
-    /// When the unwritten tokens are due (None: nothing waits).
+    /// When the unwritten tokens are due (None: nothing waits, or there is no linger).
     batch_due: Option<Instant>,
-    /// Armed while a due write waits for its instant; allocated on the first wait only.
+    /// Set to `batch_due` by [`Pacer::ready`] when that is still to come; allocated on the
+    /// first wait only, and reused (re-arming a timer per token would be per-token work).
     hold: Option<Pin<Box<Sleep>>>,
-    holding: bool,
+    armed: bool,
 }
 
 impl Pacer {
@@ -50,7 +44,7 @@ impl Pacer {
             previous: None,
             batch_due: None,
             hold: None,
-            holding: false,
+            armed: false,
         }
     }
 
@@ -72,40 +66,43 @@ impl Pacer {
         self.previous = Some(now);
     }
 
-    /// When the unwritten tokens may be written, seen at `now`.
-    pub fn due(&self, now: Instant) -> Due {
-        match self.batch_due {
-            Some(at) if at > now => Due::At(at),
-            _ => Due::Now,
+    /// When the unwritten tokens are due, if that is after `now`.
+    fn due_after(&self, now: Instant) -> Option<Instant> {
+        self.batch_due.filter(|&at| at > now)
+    }
+
+    /// Whether the unwritten tokens may be written now; if not, [`Pacer::wait`] resolves when
+    /// they may.
+    pub fn ready(&mut self) -> bool {
+        if self.batch_due.is_none() {
+            return true;
         }
+        let Some(at) = self.due_after(Instant::now()) else {
+            return true;
+        };
+        if !self.armed {
+            match self.hold.as_mut() {
+                Some(sleep) => sleep.as_mut().reset(at),
+                None => self.hold = Some(Box::pin(tokio::time::sleep_until(at))),
+            }
+            self.armed = true;
+        }
+        false
     }
 
     /// A write started with every token that had arrived.
     pub fn wrote(&mut self) {
         self.batch_due = None;
-        self.holding = false;
+        self.armed = false;
     }
 
-    /// Arms [`Pacer::wait`] to resolve at `at`.
-    pub fn hold_until(&mut self, at: Instant) {
-        match self.hold.as_mut() {
-            Some(sleep) => sleep.as_mut().reset(at),
-            None => self.hold = Some(Box::pin(tokio::time::sleep_until(at))),
-        }
-        self.holding = true;
-    }
-
-    /// True while a write waits for its instant.
-    pub fn holding(&self) -> bool {
-        self.holding
-    }
-
-    /// Resolves at the instant armed by [`Pacer::hold_until`]; pending for ever if none is.
+    /// Resolves when the tokens [`Pacer::ready`] held back are due; pending for ever if it held
+    /// none back.
     pub async fn wait(&mut self) {
-        match (self.holding, self.hold.as_mut()) {
+        match (self.armed, self.hold.as_mut()) {
             (true, Some(sleep)) => {
                 sleep.as_mut().await;
-                self.holding = false;
+                self.armed = false;
             }
             _ => std::future::pending().await,
         }
@@ -125,10 +122,10 @@ mod tests {
         let mut p = Pacer::new(Duration::ZERO);
         let t0 = Instant::now();
         p.arrived_at(t0);
-        assert_eq!(p.due(t0), Due::Now);
+        assert_eq!(p.due_after(t0), None);
         p.wrote();
         p.arrived_at(t0);
-        assert_eq!(p.due(t0), Due::Now);
+        assert_eq!(p.due_after(t0), None);
     }
 
     #[tokio::test(start_paused = true)]
@@ -144,7 +141,7 @@ mod tests {
                 at + ms(jitter as u64)
             };
             p.arrived_at(at);
-            assert_eq!(p.due(at), Due::Now, "token {i}");
+            assert_eq!(p.due_after(at), None, "token {i}");
             p.wrote();
         }
     }
@@ -155,22 +152,22 @@ mod tests {
         let mut p = Pacer::new(ms(25));
         let t0 = Instant::now();
         p.arrived_at(t0);
-        assert_eq!(p.due(t0), Due::Now, "the answer's first token");
+        assert_eq!(p.due_after(t0), None, "the answer's first token");
         p.wrote();
         let mut written = Vec::new();
         let mut pending: Vec<u64> = Vec::new();
         for i in 1..=9u64 {
             let at = t0 + ms(20 * i);
             // A batch due by now is written before this token arrives.
-            if !pending.is_empty() && p.due(at) == Due::Now {
+            if !pending.is_empty() && p.due_after(at).is_none() {
                 written.push(std::mem::take(&mut pending));
                 p.wrote();
             }
             p.arrived_at(at);
             pending.push(i);
-            match p.due(at) {
-                Due::At(due) => assert!(due - at <= ms(25), "token {i} waits {:?}", due - at),
-                Due::Now => panic!("token {i} follows the previous by 20 ms: held"),
+            match p.due_after(at) {
+                Some(due) => assert!(due - at <= ms(25), "token {i} waits {:?}", due - at),
+                None => panic!("token {i} follows the previous by 20 ms: held"),
             }
         }
         assert_eq!(
@@ -180,22 +177,20 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn wait_resolves_at_the_armed_instant_and_only_then() {
+    async fn wait_resolves_when_the_held_tokens_are_due_and_only_then() {
         let mut p = Pacer::new(ms(25));
         let t0 = Instant::now();
         p.arrived_at(t0);
+        assert!(p.ready(), "the answer's first token");
         p.wrote();
         p.arrived_at(t0 + ms(5));
-        let Due::At(at) = p.due(t0 + ms(5)) else {
-            panic!("a token 5 ms after the previous one is held");
-        };
-        assert_eq!(at, t0 + ms(30));
-        p.hold_until(at);
-        assert!(p.holding());
+        assert_eq!(p.due_after(t0 + ms(5)), Some(t0 + ms(30)));
+        assert!(!p.ready(), "a token 5 ms after the previous one is held");
         p.wait().await;
-        assert!(Instant::now() >= at);
-        assert!(!p.holding());
-        // Not armed: it never resolves.
+        assert!(Instant::now() >= t0 + ms(30));
+        assert!(p.ready());
+        p.wrote();
+        // Nothing held back: it never resolves.
         let never = tokio::time::timeout(Duration::from_secs(60), p.wait()).await;
         assert!(never.is_err());
     }
