@@ -6,7 +6,9 @@
 # (start_s8_stack in bench/start-stack.sh): fake-openai, an ai-service with PROVIDER=openai
 # pointing at it, and a gateway in front of that; loadgen gets its URLs (--s8-gateway-url,
 # --s8-ai-url) and the processes to watch in S8 (--s8-pid gateway=… ai-service=… redis=…
-# fake-openai=…).
+# fake-openai=…). S3's floor (`loadgen floor-server`, start_floor) runs beside them: S3 searches
+# it too after the stack (--s3-floor-url, --s3-floor-pid), for the most any gateway could
+# deliver here.
 #
 #   bench/run.sh                 full run (~10 min on 2 cores), regenerates BENCHMARKS.md
 #   bench/run.sh --smoke         a handful of connections, every scenario, a few seconds;
@@ -35,6 +37,7 @@ if [ "$smoke" = 1 ]; then name="smoke-$stamp"; else name="$stamp"; fi
 out="$RESULTS_DIR/$name.json"
 start_stack
 start_s8_stack
+start_floor
 
 cmd="bench/run.sh"
 [ "$smoke" = 1 ] && cmd="$cmd --smoke"
@@ -54,6 +57,7 @@ smoke_flag=()
   --s8-gateway-url "ws://127.0.0.1:$gw8_port/ws" --s8-ai-url "http://127.0.0.1:$ai8_port" \
   --s8-pid "gateway=$gw8_pid" --s8-pid "ai-service=$ai8_pid" --s8-pid "redis=$redis_pid" \
   --s8-pid "fake-openai=$fo_pid" \
+  --s3-floor-url "ws://127.0.0.1:$floor_port/ws" --s3-floor-pid "floor-server=$floor_pid" \
   --command "$cmd" \
   --out "$out" \
   "${smoke_flag[@]}" "${extra[@]}"

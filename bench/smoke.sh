@@ -61,6 +61,10 @@ done
 # S8 ran against its second stack (not skipped for want of --s8-gateway-url).
 grep -q '"provider": "openai (fake-openai process)"' "$latest" \
   || { echo "smoke: S8 did not run against fake-openai in $latest" >&2; exit 1; }
+# S3 searched its floor too (loadgen floor-server, started by bench/run.sh), and it answered.
+grep -q '"server": "loadgen floor-server' "$latest" \
+  || { echo "smoke: S3's floor did not run in $latest" >&2; exit 1; }
+grep -q '"first_failing_chats"' "$latest" || { echo "smoke: no S3 search in $latest" >&2; exit 1; }
 # The soak, for a few seconds with a handful of sockets: it must produce its JSON (no speed or
 # memory assertions).
 soak_latest=$(new_json soak-smoke bench/soak.sh --smoke --no-build)

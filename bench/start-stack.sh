@@ -19,6 +19,9 @@
 #                          scenarios run. The prompts' `!demo tokens=N rate=R` line steers
 #                          fake-openai as it steers the demo model. Sets fo_port fo_pid ai8_port
 #                          ai8_pid gw8_port gw8_pid (added to pids)
+#   start_floor            S3's floor: `loadgen floor-server` (paced chunk frames, nothing else
+#                          per token; loadgen/src/floor.rs), which S3 searches after the stack.
+#                          Sets floor_port floor_pid (added to pids)
 #   check_alive            fails the run if a service died meanwhile
 
 bench_args() {
@@ -136,9 +139,17 @@ start_s8_stack() {
   gw_port=${main[3]} gw_admin_port=${main[4]} gw_pid=${main[5]}
 }
 
+start_floor() {
+  floor_port=$(free_port)
+  "$BIN_DIR/loadgen" floor-server --addr "127.0.0.1:$floor_port" >"$work/floor-server.log" 2>&1 &
+  floor_pid=$!
+  pids+=("$floor_pid")
+  wait_tcp "$floor_port" "the floor server"
+}
+
 # Fails the run if a service died while loadgen ran (the S8 stack too, when it was started).
 check_alive() {
-  for pid in "$gw_pid" "$ai_pid" "$redis_pid" ${fo_pid:-} ${ai8_pid:-} ${gw8_pid:-}; do
+  for pid in "$gw_pid" "$ai_pid" "$redis_pid" ${fo_pid:-} ${ai8_pid:-} ${gw8_pid:-} ${floor_pid:-}; do
     kill -0 "$pid" 2>/dev/null || { echo "bench: a service (pid $pid) died during the run" >&2; exit 1; }
   done
 }

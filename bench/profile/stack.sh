@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts redis + ai-service + gateway on fixed loopback ports and runs `loadgen run` with the
 # given arguments; PERF=1 records a perf profile (cpu-clock, frame pointers) of the three
-# services meanwhile; GWENV="K=V …" adds environment to the gateway (e.g. an LD_PRELOAD), AIENV
+# services meanwhile (PERF_G: perf's call-graph option, default -g, frame pointers; e.g.
+# PERF_G="--call-graph dwarf,16384" for the normal release build); GWENV="K=V …" adds environment to the gateway (e.g. an LD_PRELOAD), AIENV
 # to the ai-service.
 #   bench/profile/stack.sh NAME --scenario s2            → /tmp/streamline-prof/NAME.json
 #   PERF=1 bench/profile/stack.sh NAME --scenario s2     → also NAME.perf;
@@ -22,7 +23,7 @@ env ${GWENV:-X=1} GATEWAY_ADDR=127.0.0.1:23997 REDIS_URL=redis://127.0.0.1:23999
 GP=$!
 for i in $(seq 1 300); do curl -fs -o /dev/null http://127.0.0.1:23997/readyz && curl -fs -o /dev/null http://127.0.0.1:23998/readyz && break; sleep 0.1; done
 if [ "${PERF:-0}" = 1 ]; then
-  perf record -F 499 -e cpu-clock -g -p $GP,$AP,$RP -o $W/$name.perf > $W/perf.log 2>&1 &
+  perf record -F ${PERF_F:-499} -e cpu-clock ${PERF_G:--g} -p $GP,$AP,$RP -o $W/$name.perf > $W/perf.log 2>&1 &
   PP=$!
 fi
 $R/loadgen run --gateway-url ws://127.0.0.1:23997/ws --ai-url http://127.0.0.1:23998 --redis-port 23999 \

@@ -4,9 +4,11 @@
 //! with small tungstenite buffers, connections spread over loopback source addresses), runs
 //! the scenarios S1–S8 (and, when asked, the soak) and writes one JSON document.
 //! `loadgen report` turns such a document into `BENCHMARKS.md`; `loadgen soak-report` renders
-//! a soak's section alone; `loadgen scale-report` renders bench/scale.sh's measurement.
+//! a soak's section alone; `loadgen scale-report` renders bench/scale.sh's measurement;
+//! `loadgen floor-server` is the floor S3 is compared with (bench/run.sh starts it).
 
 mod commandstats;
+mod floor;
 mod growth;
 mod procs;
 mod redis_info;
@@ -48,6 +50,19 @@ enum Cmd {
     SoakReport(SoakReportArgs),
     /// Render bench/scale.sh's measurement (one folder per layout) as JSON and Markdown.
     ScaleReport(ScaleReportArgs),
+    /// Serve S3's floor: a WebSocket server that answers a wave's chats with paced chunk
+    /// frames and does nothing else per token (no Redis, no producer); S3 searches it too.
+    FloorServer(FloorArgs),
+}
+
+#[derive(clap::Args)]
+struct FloorArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:23990")]
+    addr: std::net::SocketAddr,
+    /// Runtime worker threads (the gateway runs one actix worker per core: 2 here).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    workers: u16,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum, Debug)]
@@ -152,6 +167,15 @@ struct RunArgs {
     /// S3: bisection steps between the last passing and the first failing step.
     #[arg(long, default_value_t = 3)]
     s3_refine_steps: usize,
+    /// S3's floor: the WebSocket URL of a `loadgen floor-server` (bench/run.sh starts one).
+    /// After S3, the same search runs against it, with the same client: the most any gateway
+    /// could deliver on this machine within the p99 limit.
+    #[arg(long)]
+    s3_floor_url: Option<String>,
+    /// S3's floor: processes whose CPU is measured in its steps (floor-server): NAME=PID,
+    /// repeatable; loadgen itself is always added.
+    #[arg(long = "s3-floor-pid", value_parser = parse_pid)]
+    s3_floor_pids: Vec<(String, u32)>,
     /// S3: requests per redis-benchmark run.
     #[arg(long, default_value_t = 200_000)]
     s3_bench_requests: u64,
@@ -263,6 +287,8 @@ enum ArgError {
     SoakSockets,
     #[error("--soak-duration and --soak-sample-every must be longer than 0")]
     SoakTimes,
+    #[error("--s3-floor-pid needs --s3-floor-url (the floor server it watches)")]
+    FloorPids,
     #[error("--s8-gateway-url and --s8-ai-url go together (S8's second stack needs both)")]
     S8Urls,
     #[error("--s7-slow-rate must be a finite number above 0 and --s7-lead-secs one of 0 or more")]
@@ -281,6 +307,9 @@ impl RunArgs {
         }
         if self.s8_gateway_url.is_some() != self.s8_ai_url.is_some() {
             return Err(ArgError::S8Urls);
+        }
+        if self.s3_floor_url.is_none() && !self.s3_floor_pids.is_empty() {
+            return Err(ArgError::FloorPids);
         }
         let rate_ok = self.s7_slow_rate.is_finite() && self.s7_slow_rate > 0.0;
         let lead_ok = self.s7_lead_secs.is_finite() && self.s7_lead_secs >= 0.0;
@@ -429,6 +458,13 @@ fn main() -> std::process::ExitCode {
                 }
             }
         }
+        Cmd::FloorServer(a) => match floor::serve(a.addr, usize::from(a.workers)) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("loadgen floor-server: {e}");
+                std::process::ExitCode::from(2)
+            }
+        },
         Cmd::Run(a) => {
             if let Err(e) = a.validate() {
                 eprintln!("loadgen: {e}");
@@ -562,6 +598,16 @@ async fn run(a: RunArgs) -> Result<(), String> {
         )?)),
         _ => None,
     };
+    let floor = match &a.s3_floor_url {
+        // The floor serves no HTTP API: the wave clients never ask for one.
+        Some(url) => Some(Arc::new(stack_ctx(
+            &a,
+            std::slice::from_ref(url),
+            "http://127.0.0.1:9",
+            &a.s3_floor_pids,
+        )?)),
+        None => None,
+    };
     let mut scenarios = if a.scenarios.is_empty() {
         vec![
             Scenario::S1,
@@ -627,6 +673,7 @@ async fn run(a: RunArgs) -> Result<(), String> {
                 let p = S3 {
                     search: a.capacity_search(ramp),
                     bench_requests: if smoke { 2000 } else { a.s3_bench_requests },
+                    floor: floor.clone(),
                 };
                 scenarios::s3_capacity(ctx.clone(), p).await
             }

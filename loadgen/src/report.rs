@@ -184,6 +184,33 @@ pub fn render(doc: &Value, source: &str) -> String {
             "(reported)",
             None,
         );
+        let floor = &s3["floor"];
+        if !floor.is_null() {
+            srow(
+                "S3 floor",
+                "floor-server (paced frames; no Redis, no producer): best tokens/s with p99 ≤ 50 ms ÷ PUBLISH -P 1".into(),
+                format!(
+                    "{} ÷ {} = {}×",
+                    num(&floor["best"]["tokens_per_s"]),
+                    num(&s3["redis_publish_p1"]["ops_per_s"]),
+                    num(&floor["ratio_to_publish_p1"])
+                ),
+                "(reported)",
+                None,
+            );
+            srow(
+                "S3 floor",
+                "S3's best ÷ the floor's".into(),
+                format!(
+                    "{} ÷ {} = {}×",
+                    num(&s3["best"]["tokens_per_s"]),
+                    num(&floor["best"]["tokens_per_s"]),
+                    num(&floor["s3_ratio_to_floor"])
+                ),
+                "(reported)",
+                None,
+            );
+        }
     }
     let s4 = &s["s4"];
     if !s4.is_null() {
@@ -434,40 +461,14 @@ pub fn render(doc: &Value, source: &str) -> String {
         );
         let _ = write!(md, "\n## S3: capacity\n\n{}", t.0);
         let _ = writeln!(md, "\nSteps (`!demo tokens={} rate={}` per chat; steady window = all chats acked → first done):\n", raw(&s3["params"]["tokens_per_chat"]), raw(&s3["params"]["rate"]));
-        let _ = writeln!(md, "| chats | offered tokens/s | delivered tokens/s (steady) | steady p50 / p99 / p99.9 ms | all-chunk p99 ms | failures | CPU gateway / ai-service / redis / loadgen % | CPU µs per token gateway / ai-service / redis / loadgen (total) | machine busy % (outside the four) | pass |\n|---|---|---|---|---|---|---|---|---|---|");
-        for st in s3["steps"].as_array().into_iter().flatten() {
-            let c = &st["cpu_percent"];
-            let u = &st["cpu_us_per_token"];
-            let m = &st["machine_cpu"];
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {} / {} / {} | {} | {} | {} / {} / {} / {} | {} / {} / {} / {} ({}) | {} ({}) | {} |",
-                num(&st["params"]["chats"]),
-                num(&st["offered_tokens_per_s"]),
-                num(&st["steady_tokens_per_s"]),
-                num(&st["latency_steady"]["p50_ms"]),
-                num(&st["latency_steady"]["p99_ms"]),
-                num(&st["latency_steady"]["p999_ms"]),
-                num(&st["latency"]["p99_ms"]),
-                num(&st["failures"]),
-                num(&c["gateway"]),
-                num(&c["ai-service"]),
-                num(&c["redis"]),
-                num(&c["loadgen"]),
-                num(&u["gateway"]),
-                num(&u["ai-service"]),
-                num(&u["redis"]),
-                num(&u["loadgen"]),
-                num(&u["total"]),
-                num(&m["busy_percent"]),
-                num(&m["outside_percent"]),
-                if st["pass"].as_bool() == Some(true) {
-                    "yes"
-                } else {
-                    "no"
-                }
-            );
-        }
+        md.push_str(&capacity_steps(
+            &s3["steps"],
+            &["gateway", "ai-service", "redis", "loadgen"],
+            true,
+        ));
+    }
+    if !s3["floor"].is_null() {
+        md.push_str(&floor_section(s3));
     }
     if !s8.is_null() {
         md.push_str(&s8_section(s8));
@@ -758,6 +759,98 @@ fn us_per_token(v: &Value) -> String {
         .join(" / ")
 }
 
+/// A capacity search's best step, as a row of `t`.
+fn best_info(t: &mut Table, best: &Value) {
+    t.info(
+        "best delivered tokens/s with steady p99 ≤ 50 ms",
+        format!(
+            "{} (at {} chats, p99 {} ms)",
+            num(&best["tokens_per_s"]),
+            num(&best["chats"]),
+            num(&best["p99_ms"])
+        ),
+    );
+}
+
+/// S3's floor: the same search against `loadgen floor-server`, the last hop alone.
+fn floor_section(s3: &Value) -> String {
+    let floor = &s3["floor"];
+    let mut md = String::new();
+    let mut t = Table::new();
+    best_info(&mut t, &floor["best"]);
+    t.info(
+        "ratio to the same run's PUBLISH -P 1",
+        format!("{}×", num(&floor["ratio_to_publish_p1"])),
+    );
+    t.info(
+        "S3's best ÷ the floor's",
+        format!("{}×", num(&floor["s3_ratio_to_floor"])),
+    );
+    t.info(
+        "first failing step",
+        format!("{} chats", num(&floor["first_failing_chats"])),
+    );
+    let _ = write!(
+        md,
+        "\n### S3's floor: the last hop alone\n\nThe same search, with the same client, against `loadgen floor-server` (`loadgen/src/floor.rs`): it answers each chat with `chunk` frames at the chat's rate, serialised by shared-proto with `ts` = now, and does nothing else per token (no Redis, no producer, no log, no routing; a tokio runtime of 2 workers, like the gateway's 2 actix workers). No gateway can deliver more on this machine within the same p99 limit, so the floor's own ratio to `PUBLISH -P 1` is the most S3's ratio can be here.\n\n{}",
+        t.0
+    );
+    md.push('\n');
+    md.push_str(&capacity_steps(
+        &floor["steps"],
+        &["floor-server", "loadgen"],
+        false,
+    ));
+    md
+}
+
+/// The step table of a capacity search (S3, its floor): latency, and each of `procs`' CPU and
+/// CPU per delivered token; `all_chunks`: also the p99 over every chunk of the step.
+fn capacity_steps(steps: &Value, procs: &[&str], all_chunks: bool) -> String {
+    let names = procs.join(" / ");
+    let mut md = format!(
+        "| chats | offered tokens/s | delivered tokens/s (steady) | steady p50 / p99 / p99.9 ms |{} failures | CPU {names} % | CPU µs per token {names} (total) | machine busy % (outside these) | pass |\n|---|---|---|---|{}---|---|---|---|---|\n",
+        if all_chunks { " all-chunk p99 ms |" } else { "" },
+        if all_chunks { "---|" } else { "" },
+    );
+    for st in steps.as_array().into_iter().flatten() {
+        let per = |key: &str| -> String {
+            procs
+                .iter()
+                .map(|p| num(&st[key][*p]))
+                .collect::<Vec<_>>()
+                .join(" / ")
+        };
+        let all_chunk = if all_chunks {
+            format!(" {} |", num(&st["latency"]["p99_ms"]))
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} / {} / {} |{all_chunk} {} | {} | {} ({}) | {} ({}) | {} |",
+            num(&st["params"]["chats"]),
+            num(&st["offered_tokens_per_s"]),
+            num(&st["steady_tokens_per_s"]),
+            num(&st["latency_steady"]["p50_ms"]),
+            num(&st["latency_steady"]["p99_ms"]),
+            num(&st["latency_steady"]["p999_ms"]),
+            num(&st["failures"]),
+            per("cpu_percent"),
+            per("cpu_us_per_token"),
+            num(&st["cpu_us_per_token"]["total"]),
+            num(&st["machine_cpu"]["busy_percent"]),
+            num(&st["machine_cpu"]["outside_percent"]),
+            if st["pass"].as_bool() == Some(true) {
+                "yes"
+            } else {
+                "no"
+            }
+        );
+    }
+    md
+}
+
 fn s8_section(s8: &Value) -> String {
     let mut md = String::from("\n## S8: the OpenAI provider path\n\n");
     if let Some(why) = s8["skipped"].as_str() {
@@ -765,15 +858,7 @@ fn s8_section(s8: &Value) -> String {
         return md;
     }
     let mut t = Table::new();
-    t.info(
-        "best delivered tokens/s with steady p99 ≤ 50 ms",
-        format!(
-            "{} (at {} chats, p99 {} ms)",
-            num(&s8["best"]["tokens_per_s"]),
-            num(&s8["best"]["chats"]),
-            num(&s8["best"]["p99_ms"])
-        ),
-    );
+    best_info(&mut t, &s8["best"]);
     t.info(
         "ratio to the same run's S3",
         format!("{}×", num(&s8["ratio_to_s3"])),

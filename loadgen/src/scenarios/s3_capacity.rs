@@ -1,6 +1,12 @@
 //! S3: capacity. The capacity search (`capacity.rs`: waves of growing size, then a bisection)
 //! against the demo model finds the most tokens/s delivered with a steady p99 under the limit,
 //! compared with what `redis-benchmark` measures for plain PUBLISH on the same Redis.
+//!
+//! With a floor ([`S3::floor`], `--s3-floor-url`: `loadgen floor-server`, which answers each
+//! chat with paced chunk frames and does no other work per token), the same search runs
+//! against it afterwards, with the same client: what it reaches bounds what any gateway can
+//! reach on this machine, so the run says how much of the gap to `PUBLISH -P 1` is the stack's
+//! and how much is the last hop's alone (`ratio_to_floor`, and the floor's own ratio).
 
 use std::sync::Arc;
 
@@ -14,6 +20,8 @@ pub struct S3 {
     pub search: Search,
     /// Requests per redis-benchmark run (the PUBLISH baselines).
     pub bench_requests: u64,
+    /// The floor server's context (its URL, and the processes to watch: floor-server, loadgen).
+    pub floor: Option<Arc<Ctx>>,
 }
 
 fn redis_benchmark(ctx: &Ctx, pipeline: u32, requests: u64) -> Value {
@@ -66,6 +74,27 @@ pub async fn s3_capacity(ctx: Arc<Ctx>, p: S3) -> Value {
             _ => Value::Null,
         }
     };
+    let floor = match &p.floor {
+        Some(floor_ctx) => {
+            let f = capacity::search(floor_ctx, &search, "S3 floor").await;
+            let floor_best = f.best.map(|b| b.tokens_per_s);
+            json!({
+                "server": "loadgen floor-server (paced chunk frames; no Redis, no producer)",
+                "best": f.best.map(Best::to_json),
+                "first_failing_chats": f.first_fail,
+                "ratio_to_publish_p1": match (floor_best, p1["ops_per_s"].as_f64()) {
+                    (Some(b), Some(ops)) if ops > 0.0 => json!(round3(b / ops)),
+                    _ => Value::Null,
+                },
+                "s3_ratio_to_floor": match (best, floor_best) {
+                    (Some(s3), Some(fl)) if fl > 0.0 => json!(round3(s3.tokens_per_s / fl)),
+                    _ => Value::Null,
+                },
+                "steps": f.steps,
+            })
+        }
+        None => Value::Null,
+    };
     json!({
         "params": search.params_json(),
         "redis_publish_p1": p1,
@@ -75,6 +104,7 @@ pub async fn s3_capacity(ctx: Arc<Ctx>, p: S3) -> Value {
         "ratio_to_publish_p1": ratio(&p1),
         "ratio_to_publish_p16": ratio(&p16),
         "steps": found.steps,
+        "floor": floor,
         "target": {"ratio_to_publish_p1_min": 1.0},
     })
 }

@@ -125,6 +125,11 @@ pub(crate) fn builder(
             // Keep commands queued while reconnecting (a brief outage is buffered), bounded by
             // the command timeout above.
             c.max_command_attempts = 3;
+            // TCP_NODELAY, as hiredis and redis-rs set it: fred leaves Nagle on unless told, and
+            // with several script calls pipelined on one connection a write could wait for the
+            // previous one's ACK. Measured in S3 on 2026-12-01: no change beyond the noise (the
+            // 200-chat step's p99 25.8 ms before, 30.9 ms after; its tail has another cause).
+            c.tcp.nodelay = Some(true);
         })
         // Retry forever: a process must recover on its own when Redis comes back.
         .set_policy(ReconnectPolicy::new_exponential(0, 50, 1_000, 2));
