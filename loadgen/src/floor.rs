@@ -1,8 +1,9 @@
 //! `loadgen floor-server`: the least any gateway must do per token, to measure S3's floor.
 //!
 //! Contract: it speaks just enough of protocol v1 for the wave clients of S2/S3 (`welcome`,
-//! `ack`, `chunk`, `done`). On a `chat` whose content starts with `!demo tokens=N rate=R` it
-//! writes N `chunk` frames, R per second, each serialised by shared-proto with `ts` = now,
+//! `ack`, `chunk`, `done`). On a `chat` whose content starts with `!demo tokens=N rate=R` (read
+//! as fake-openai reads it, [`Plan::steered`]) it writes N `chunk` frames, R per second (rate 0:
+//! as fast as the socket takes them), each serialised by shared-proto with `ts` = now,
 //! then `done{completed}`. There is no Redis, no producer, no log, no cursor, no check: what is
 //! left is the socket work of the last hop (WebSocket framing and one write per frame), on a
 //! tokio runtime with as many workers as the gateway has actix workers. So S3's search run
@@ -17,36 +18,16 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use shared_proto::{ClientFrame, FinalStatus, ServerFrame};
+use test_support::upstream::Plan;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
-/// What a `chat` asks of the floor: the demo model's two knobs.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Demo {
-    tokens: u64,
-    rate: f64,
-}
-
-/// The demo directive of a chat's content (`!demo tokens=N rate=R`); 20 tokens at 50/s for
-/// anything else, so a stray client still gets an answer.
-fn demo_of(content: &str) -> Demo {
-    let mut demo = Demo {
-        tokens: 20,
-        rate: 50.0,
-    };
-    let Some(rest) = content.strip_prefix("!demo") else {
-        return demo;
-    };
-    for word in rest.split_whitespace() {
-        if let Some(v) = word.strip_prefix("tokens=").and_then(|v| v.parse().ok()) {
-            demo.tokens = v;
-        } else if let Some(v) = word.strip_prefix("rate=").and_then(|v| v.parse().ok()) {
-            demo.rate = v;
-        }
-    }
-    demo
-}
+/// What a chat without a `!demo` line gets (so a stray client still gets an answer).
+const DEFAULT_PLAN: Plan = Plan {
+    tokens: 20,
+    rate: 50.0,
+};
 
 /// Words of about the demo model's length (its tokens average 6–7 bytes with the space).
 const WORDS: [&str; 8] = [
@@ -107,7 +88,7 @@ async fn connection(stream: TcpStream) {
             continue;
         };
         let message_id = message_id.unwrap_or_else(Uuid::new_v4);
-        let demo = demo_of(&content);
+        let plan = DEFAULT_PLAN.steered(Some(&content));
         if ws
             .send(Message::text(ServerFrame::Ack { message_id }.to_json()))
             .await
@@ -115,10 +96,14 @@ async fn connection(stream: TcpStream) {
         {
             return;
         }
-        let mut tick =
-            tokio::time::interval(Duration::from_secs_f64(1.0 / demo.rate.clamp(0.1, 1e6)));
-        for seq in 1..=demo.tokens {
-            tick.tick().await;
+        // Bounded so that the period is neither zero (interval panics) nor beyond Duration.
+        let mut tick = (plan.rate > 0.0).then(|| {
+            tokio::time::interval(Duration::from_secs_f64(1.0 / plan.rate.clamp(1e-3, 1e6)))
+        });
+        for seq in 1..=plan.tokens {
+            if let Some(tick) = tick.as_mut() {
+                tick.tick().await;
+            }
             let chunk = ServerFrame::Chunk {
                 message_id,
                 seq,
@@ -133,7 +118,7 @@ async fn connection(stream: TcpStream) {
         }
         let done = ServerFrame::Done {
             message_id,
-            seq: demo.tokens,
+            seq: plan.tokens,
             status: FinalStatus::Completed,
             error: None,
             usage: None,
@@ -151,18 +136,12 @@ mod tests {
     #[test]
     fn reads_the_demo_directive_of_a_chat() {
         assert_eq!(
-            demo_of("!demo tokens=400 rate=50\nload test"),
-            Demo {
+            DEFAULT_PLAN.steered(Some("!demo tokens=400 rate=50\nload test")),
+            Plan {
                 tokens: 400,
                 rate: 50.0
             }
         );
-        assert_eq!(
-            demo_of("hello"),
-            Demo {
-                tokens: 20,
-                rate: 50.0
-            }
-        );
+        assert_eq!(DEFAULT_PLAN.steered(Some("hello")), DEFAULT_PLAN);
     }
 }

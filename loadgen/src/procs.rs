@@ -161,6 +161,15 @@ pub fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
+/// `num ÷ den` to 3 decimals, when both were measured and `den` is positive: every "ratio to"
+/// a scenario reports (S3 to PUBLISH and to its floor, S6/S7 beside ÷ alone, S8 to S3).
+pub fn ratio(num: Option<f64>, den: Option<f64>) -> Option<f64> {
+    match (num, den) {
+        (Some(n), Some(d)) if d > 0.0 => Some(round3(n / d)),
+        _ => None,
+    }
+}
+
 /// The 1-minute load average.
 pub fn loadavg() -> Option<String> {
     let s = std::fs::read_to_string("/proc/loadavg").ok()?;

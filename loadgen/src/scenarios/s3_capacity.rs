@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use super::capacity::{self, Best, Search};
 use super::Ctx;
-use crate::procs::round3;
+use crate::procs::ratio;
 
 pub struct S3 {
     pub search: Search,
@@ -68,12 +68,7 @@ pub async fn s3_capacity(ctx: Arc<Ctx>, p: S3) -> Value {
     let search = p.search;
     let found = capacity::search(&ctx, &search, "S3").await;
     let best = found.best;
-    let ratio = |b: &Value| -> Value {
-        match (best, b["ops_per_s"].as_f64()) {
-            (Some(best), Some(ops)) if ops > 0.0 => json!(round3(best.tokens_per_s / ops)),
-            _ => Value::Null,
-        }
-    };
+    let best_tps = best.map(|b| b.tokens_per_s);
     let floor = match &p.floor {
         Some(floor_ctx) => {
             let f = capacity::search(floor_ctx, &search, "S3 floor").await;
@@ -82,14 +77,8 @@ pub async fn s3_capacity(ctx: Arc<Ctx>, p: S3) -> Value {
                 "server": "loadgen floor-server (paced chunk frames; no Redis, no producer)",
                 "best": f.best.map(Best::to_json),
                 "first_failing_chats": f.first_fail,
-                "ratio_to_publish_p1": match (floor_best, p1["ops_per_s"].as_f64()) {
-                    (Some(b), Some(ops)) if ops > 0.0 => json!(round3(b / ops)),
-                    _ => Value::Null,
-                },
-                "s3_ratio_to_floor": match (best, floor_best) {
-                    (Some(s3), Some(fl)) if fl > 0.0 => json!(round3(s3.tokens_per_s / fl)),
-                    _ => Value::Null,
-                },
+                "ratio_to_publish_p1": ratio(floor_best, p1["ops_per_s"].as_f64()),
+                "s3_ratio_to_floor": ratio(best_tps, floor_best),
                 "steps": f.steps,
             })
         }
@@ -101,8 +90,8 @@ pub async fn s3_capacity(ctx: Arc<Ctx>, p: S3) -> Value {
         "redis_publish_p16": p16,
         "best": best.map(Best::to_json),
         "first_failing_chats": found.first_fail,
-        "ratio_to_publish_p1": ratio(&p1),
-        "ratio_to_publish_p16": ratio(&p16),
+        "ratio_to_publish_p1": ratio(best_tps, p1["ops_per_s"].as_f64()),
+        "ratio_to_publish_p16": ratio(best_tps, p16["ops_per_s"].as_f64()),
         "steps": found.steps,
         "floor": floor,
         "target": {"ratio_to_publish_p1_min": 1.0},

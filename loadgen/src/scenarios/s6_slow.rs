@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::wave::wave;
 use super::{chat, demo_prompt, send, Ctx, WaveSpec};
-use crate::procs::round3;
+use crate::procs::{ratio, round3};
 
 pub struct S6 {
     pub spec: WaveSpec,
@@ -41,10 +41,7 @@ struct Round {
 impl Round {
     /// p99 beside ÷ p99 alone.
     fn ratio(&self) -> Option<f64> {
-        match (self.p99_alone, self.p99_beside) {
-            (Some(a), Some(b)) if a > 0.0 => Some(round3(b / a)),
-            _ => None,
-        }
+        ratio(self.p99_beside, self.p99_alone)
     }
 }
 

@@ -37,7 +37,7 @@ use uuid::Uuid;
 use super::paced::Paced;
 use super::wave::wave;
 use super::{chat, demo_prompt, lat_json, new_hist, now_us, p99_ms, Ctx, WaveSpec};
-use crate::procs::{round1, round3};
+use crate::procs::{ratio, round1, round3};
 
 /// The gateway's estimate of a queued chunk's envelope (sink::CHUNK_ENVELOPE_BYTES): what a
 /// merged chunk costs in the queue besides its delta.
@@ -163,10 +163,7 @@ pub async fn s7_catchup(ctx: Arc<Ctx>, p: S7) -> Value {
         .insert("disconnected".into(), json!(out.disconnected));
     out.info
         .insert("text_equals_stored".into(), json!(out.text_equals_stored));
-    let ratio = match (p99_alone, p99_beside) {
-        (Some(a), Some(b)) if a > 0.0 => Some(round3(b / a)),
-        _ => None,
-    };
+    let ratio = ratio(p99_beside, p99_alone);
     json!({
         "params": {"chats": p.spec.chats, "tokens": p.spec.tokens, "rate": p.spec.rate,
                    "slow_chat_tokens": p.slow_tokens, "slow_chat_rate": p.slow_rate,

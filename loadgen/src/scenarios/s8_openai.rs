@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 
 use super::capacity::{self, Best, Search};
 use super::Ctx;
-use crate::procs::round3;
+use crate::procs::{ratio, round3};
 
 pub async fn s8_openai(ctx: Option<Arc<Ctx>>, search: Search) -> Value {
     let Some(ctx) = ctx else {
@@ -59,12 +59,10 @@ fn largest_passing<'a>(steps: &'a Value, chats: &[u64]) -> Option<&'a Value> {
 
 /// Fills in S8's comparison with the same run's S3 (both already in `s8` and `s3`).
 pub fn compare_with_s3(s8: &mut Value, s3: &Value) {
-    if let (Some(a), Some(b)) = (
+    s8["ratio_to_s3"] = json!(ratio(
         s8["best"]["tokens_per_s"].as_f64(),
-        s3["best"]["tokens_per_s"].as_f64().filter(|b| *b > 0.0),
-    ) {
-        s8["ratio_to_s3"] = json!(round3(a / b));
-    }
+        s3["best"]["tokens_per_s"].as_f64(),
+    ));
     let passed = |v: &Value| -> Vec<u64> {
         v["steps"]
             .as_array()

@@ -86,6 +86,35 @@ pub struct Plan {
     pub rate: f64,
 }
 
+impl Plan {
+    /// This plan with what a first line `!demo tokens=N rate=R` of `prompt` says instead (the
+    /// line the ai-service's demo model obeys too); a value that does not parse is ignored.
+    pub fn steered(self, prompt: Option<&str>) -> Plan {
+        let mut plan = self;
+        let directive = prompt
+            .and_then(|p| p.lines().next())
+            .and_then(|l| l.trim().strip_prefix("!demo"));
+        for kv in directive.into_iter().flat_map(str::split_whitespace) {
+            match kv.split_once('=') {
+                Some(("tokens", v)) => {
+                    if let Ok(n) = v.parse() {
+                        plan.tokens = n;
+                    }
+                }
+                Some(("rate", v)) => {
+                    if let Ok(r) = v.parse::<f64>() {
+                        if r.is_finite() && r >= 0.0 {
+                            plan.rate = r;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        plan
+    }
+}
+
 /// The fast streaming mode (see the module's contract).
 #[derive(Debug)]
 pub struct Generate {
@@ -110,28 +139,7 @@ impl Generate {
 
     /// The plan for a request whose last user message is `prompt`.
     pub fn plan(&self, prompt: Option<&str>) -> Plan {
-        let mut plan = self.default;
-        let directive = prompt
-            .and_then(|p| p.lines().next())
-            .and_then(|l| l.trim().strip_prefix("!demo"));
-        for kv in directive.into_iter().flat_map(str::split_whitespace) {
-            match kv.split_once('=') {
-                Some(("tokens", v)) => {
-                    if let Ok(n) = v.parse() {
-                        plan.tokens = n;
-                    }
-                }
-                Some(("rate", v)) => {
-                    if let Ok(r) = v.parse::<f64>() {
-                        if r.is_finite() && r >= 0.0 {
-                            plan.rate = r;
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-        plan
+        self.default.steered(prompt)
     }
 
     /// Streams one answer; the connection stays usable for the next request.
